@@ -146,6 +146,12 @@ func quote(s string) string { return `"` + s + `"` }
 // (which beat everything), then allow rules (nothing allowed means deny),
 // then authentication-strength requirements.
 func (p *Policy) Decide(route *Route, id *identity.Identity, req Request, now time.Time) Decision {
+	return p.DecideWithRoles(route, id, req, now, RoleSet{})
+}
+
+// DecideWithRoles is Decide with extra roles granted to the identity on
+// top of those the policy derives (for `gatehouse explain --roles`).
+func (p *Policy) DecideWithRoles(route *Route, id *identity.Identity, req Request, now time.Time, extra RoleSet) Decision {
 	if route == nil {
 		if methodBit(req.Method) == 0 {
 			return Decision{Effect: Deny, Reason: ReasonUnknownMethod}
@@ -171,6 +177,7 @@ func (p *Policy) Decide(route *Route, id *identity.Identity, req Request, now ti
 		return d.with(NeedLogin, ReasonWrongAudience)
 	}
 	d.Roles = p.Roles(id)
+	d.Roles.union(&extra)
 
 	for _, deny := range [2]*ruleSet{route.deny, d.Rule.denyRule()} {
 		if deny == nil || !deny.identityCriteria {

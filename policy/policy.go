@@ -7,6 +7,7 @@ package policy
 
 import (
 	"fmt"
+	"net/textproto"
 	"net/url"
 	"regexp"
 	"regexp/syntax"
@@ -185,9 +186,10 @@ func (c *compiler) route(i int, rc *config.Route, roles *roleTable) *Route {
 	r.deny = compileRule(rc.Deny, roles)
 	r.require = compileRequire(rc.Require)
 	if f := rc.Forward; f != nil {
-		r.Forward = Forward{User: f.User, UserClaim: f.UserClaim, Email: f.Email, Name: f.Name, Groups: f.Groups, Roles: f.Roles, Assertion: f.Assertion == nil || *f.Assertion}
+		ck := textproto.CanonicalMIMEHeaderKey
+		r.Forward = Forward{User: ck(f.User), UserClaim: f.UserClaim, Email: ck(f.Email), Name: ck(f.Name), Groups: ck(f.Groups), Roles: ck(f.Roles), Assertion: f.Assertion == nil || *f.Assertion}
 		for h, claim := range f.Claims {
-			r.Forward.Claims = append(r.Forward.Claims, [2]string{h, claim})
+			r.Forward.Claims = append(r.Forward.Claims, [2]string{ck(h), claim})
 		}
 		sort.Slice(r.Forward.Claims, func(a, b int) bool { return r.Forward.Claims[a][0] < r.Forward.Claims[b][0] })
 	}

@@ -1,0 +1,132 @@
+// Package providers defines how Gatehouse talks to identity providers: the
+// Provider interface every protocol implements (start a sign-in, finish it
+// into a normalized identity.Identity), optional extra interfaces for
+// refresh, logout and readiness, and the login-attempt types the proxy keeps
+// between the two halves of a sign-in. Providers never import the proxy,
+// the session store or the policy.
+package providers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/identity"
+)
+
+// Provider signs people in through one identity provider.
+//
+// An error from Begin or Complete means the sign-in failed (a technical
+// failure or a refused response), never "not allowed": authorization is the
+// policy's job. Errors should be *LoginError so that the person sees a
+// friendly message while the log gets the precise reason.
+type Provider interface {
+	// Name is the provider's name in the policy.
+	Name() string
+	// Type is the provider type ("static", "saml", "oidc", ...).
+	Type() string
+	// DisplayName is shown on the sign-in chooser.
+	DisplayName() string
+	// Begin starts a sign-in and says where to send the browser. Data it
+	// returns in the Redirect is kept with the attempt and handed back to
+	// Complete.
+	Begin(ctx context.Context, a *Attempt) (*Redirect, error)
+	// CallbackState extracts the attempt key the provider echoed back to the
+	// callback (an OIDC state, a SAML RelayState, a form field). It must not
+	// consume the request body beyond what Complete can still read.
+	CallbackState(r *http.Request) string
+	// Complete finishes a sign-in from the callback request of the attempt.
+	Complete(ctx context.Context, r *http.Request, a *Attempt) (*identity.Identity, error)
+}
+
+// Refresher is implemented by providers that can renew a session's
+// identity without the person (OIDC refresh tokens).
+type Refresher interface {
+	Refresh(ctx context.Context, id *identity.Identity, tokens map[string]string) (*identity.Identity, map[string]string, error)
+}
+
+// LogoutProvider is implemented by providers with single logout: it
+// returns where to send the browser to end the IdP session, or "" when
+// nothing is needed.
+type LogoutProvider interface {
+	Logout(ctx context.Context, id *identity.Identity, returnURL string) (string, error)
+}
+
+// ReadinessChecker is implemented by providers that depend on fetched
+// material (metadata, JWKS); Ready returns nil once they can serve.
+type ReadinessChecker interface {
+	Ready() error
+}
+
+// Attempt is one sign-in in progress, bound to the browser that started it
+// (kept in an encrypted, short-lived cookie) and usable once.
+type Attempt struct {
+	// State is the opaque, single-use key of the attempt (never a URL).
+	State string `json:"state"`
+	// Nonce binds an ID token to this attempt (OIDC).
+	Nonce string `json:"nonce,omitempty"`
+	// Provider is the provider's name.
+	Provider string `json:"prov"`
+	// Audience is the audience the session will belong to.
+	Audience identity.Audience `json:"aud"`
+	// CallbackURL is the absolute URL of the callback endpoint.
+	CallbackURL string `json:"cb"`
+	// ReturnURL is the validated URL to go back to after sign-in.
+	ReturnURL string `json:"rd"`
+	// StepUp, when set, is what the sign-in must satisfy.
+	StepUp *StepUp `json:"step_up,omitempty"`
+	// Prompt asks the provider for a specific screen ("login", "create").
+	Prompt string `json:"prompt,omitempty"`
+	// Data is provider-private state from Begin (PKCE verifier, request id).
+	Data map[string]string `json:"data,omitempty"`
+	// Created is when the attempt started.
+	Created time.Time `json:"created"`
+}
+
+// StepUp is a stronger-authentication request for a sign-in.
+type StepUp struct {
+	MFA    bool          `json:"mfa,omitempty"`
+	ACR    []string      `json:"acr,omitempty"`
+	MaxAge time.Duration `json:"max_age,omitempty"`
+}
+
+// Redirect says where to send the browser to start a sign-in: a GET to URL,
+// or, when Form is set, an auto-submitted POST of Form to URL (SAML
+// HTTP-POST binding).
+type Redirect struct {
+	URL  string
+	Form map[string]string
+	// Data is kept with the attempt and returned to Complete.
+	Data map[string]string
+}
+
+// ErrLoginFailed is matched (errors.Is) by every *LoginError.
+var ErrLoginFailed = errors.New("sign-in failed")
+
+// LoginError is a refused or failed sign-in. Reason is a stable code for
+// logs and metrics; Public is safe to show a person; Err is the private
+// detail, logged and never shown.
+type LoginError struct {
+	Reason string
+	Public string
+	Err    error
+}
+
+func (e *LoginError) Error() string {
+	if e.Err != nil {
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
+
+// Unwrap returns the private cause.
+func (e *LoginError) Unwrap() error { return e.Err }
+
+// Is makes every LoginError match ErrLoginFailed.
+func (e *LoginError) Is(target error) bool { return target == ErrLoginFailed }
+
+// Fail builds a *LoginError.
+func Fail(reason, public string, err error) *LoginError {
+	return &LoginError{Reason: reason, Public: public, Err: err}
+}
