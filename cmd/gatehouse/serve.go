@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/internal/app"
+	"github.com/gatehouse-dev/gatehouse/proxy"
+)
+
+func newLogger(c *config.Config, out io.Writer) *zap.Logger {
+	level := zapcore.InfoLevel
+	_ = level.Set(c.Log.Level)
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.TimeKey = "ts"
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Log.Format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), level))
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	file := fs.String("c", "gatehouse.yaml", "policy file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	l, err := app.Load(*file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(l.Config, stdout)
+	defer log.Sync()
+	opts, secrets, err := app.Build(l, log, nil)
+	if err != nil {
+		return err
+	}
+	gw, err := proxy.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return serve(ctx, l, gw, log, secrets, stderr)
+}
+
+// serve runs the public and admin listeners until ctx ends, reloading the
+// policy on SIGHUP, then drains in-flight requests.
+func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logger, secrets *app.Secrets, stderr io.Writer) error {
+	c := l.Config
+	srv := &http.Server{
+		Addr:              c.Server.Listen,
+		Handler:           gw,
+		ReadHeaderTimeout: c.Server.Timeouts.ReadHeader.D(),
+		IdleTimeout:       c.Server.Timeouts.Idle.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	ln, err := net.Listen("tcp", c.Server.Listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+
+	var admin *http.Server
+	if c.Server.AdminListen != "" {
+		admin = &http.Server{Addr: c.Server.AdminListen, Handler: adminHandler(gw, l), ReadHeaderTimeout: 10 * time.Second}
+		aln, err := net.Listen("tcp", c.Server.AdminListen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		go func() { errc <- admin.Serve(aln) }()
+	}
+	log.Info("gatehouse started",
+		zap.String("listen", ln.Addr().String()), zap.String("admin_listen", c.Server.AdminListen),
+		zap.String("public_url", c.Server.PublicURL), zap.String("policy", l.Path), zap.String("policy_sha256", l.Hash),
+		zap.Int("routes", len(c.Routes)), zap.String("version", version))
+	fmt.Fprintf(stderr, "gatehouse %s serving %s on http://%s (public URL %s); SIGHUP reloads the policy\n", version, l.Path, ln.Addr(), c.Server.PublicURL)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			next, err := reload(l.Path, gw, log, secrets)
+			if err != nil {
+				log.Error("policy reload refused; the running policy stays", zap.String("policy", l.Path), zap.Error(err))
+				continue
+			}
+			log.Info("policy reloaded", zap.String("policy", next.Path), zap.String("policy_sha256", next.Hash), zap.Int("routes", len(next.Config.Routes)))
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+			log.Info("shutting down: draining in-flight requests", zap.Duration("timeout", c.Server.Timeouts.Shutdown.D()))
+			sctx, cancel := context.WithTimeout(context.Background(), c.Server.Timeouts.Shutdown.D())
+			defer cancel()
+			if admin != nil {
+				admin.Shutdown(sctx)
+			}
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Warn("drain incomplete", zap.Error(err))
+				return nil
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// reload loads, compiles and builds a new policy beside the running one and
+// swaps it in; on any error nothing changes. Listener addresses are not
+// reloadable.
+func reload(path string, gw *proxy.Gateway, log *zap.Logger, secrets *app.Secrets) (*app.Loaded, error) {
+	l, err := app.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	opts, _, err := app.Build(l, log, secrets)
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.Reload(opts); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// adminHandler serves the admin listener: health and readiness (never on
+// the public address apart from the plain probes).
+func adminHandler(gw *proxy.Gateway, l *app.Loaded) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := gw.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("GET /policy", func(w http.ResponseWriter, r *http.Request) {
+		p := gw.Policy()
+		fmt.Fprintf(w, "sha256 %s\nroutes %d\n", p.Hash, len(p.Routes()))
+	})
+	return mux
+}

@@ -1,0 +1,172 @@
+// Package app wires a loaded policy into a running gateway: it builds the
+// providers, the session store, the assertion signer and the pages, and
+// hands them to proxy.New. cmd/gatehouse and the end-to-end tests share it.
+package app
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/providers"
+	"github.com/gatehouse-dev/gatehouse/providers/static"
+	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
+	"github.com/gatehouse-dev/gatehouse/proxy/pages"
+	"github.com/gatehouse-dev/gatehouse/session"
+)
+
+// Loaded is a policy file read, validated and compiled.
+type Loaded struct {
+	Path   string
+	Hash   string // hex SHA-256 of the file
+	Config *config.Config
+	Policy *policy.Policy
+}
+
+// Load reads, validates and compiles a policy file. Errors are
+// config.Diagnostics when the policy itself is wrong.
+func Load(path string) (*Loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return LoadBytes(path, data, os.LookupEnv)
+}
+
+// LoadBytes is Load on bytes already read.
+func LoadBytes(name string, data []byte, env config.LookupEnv) (*Loaded, error) {
+	cfg, err := config.Parse(name, data, env)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	pol.Hash = hex.EncodeToString(sum[:])
+	return &Loaded{Path: name, Hash: pol.Hash, Config: cfg, Policy: pol}, nil
+}
+
+// Secrets are generated values used when the policy gives none, kept
+// across reloads so that a reload does not sign everybody out.
+type Secrets struct {
+	SessionKey   []byte
+	AssertionKey assertion.Key
+}
+
+// Build turns a loaded policy into gateway options. prev carries the
+// ephemeral secrets of the previous build (nil at start). Warnings go to
+// the logger.
+func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, error) {
+	cfg := l.Config
+	sec := &Secrets{}
+	if prev != nil {
+		*sec = *prev
+	}
+	o := proxy.Options{Policy: l.Policy, Logger: log}
+
+	// Session keys: from the policy, or one random key for this process.
+	var keys [][]byte
+	for _, k := range cfg.Session.Keys {
+		keys = append(keys, []byte(k))
+	}
+	if len(keys) == 0 {
+		if sec.SessionKey == nil {
+			sec.SessionKey = make([]byte, 32)
+			rand.Read(sec.SessionKey)
+			log.Warn("no session.keys in the policy: using a random key; sessions end when Gatehouse restarts and are not shared between replicas (generate keys with 'gatehouse keys')")
+		}
+		keys = [][]byte{sec.SessionKey}
+	}
+	sameSite := map[string]http.SameSite{"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode}[cfg.Session.SameSite]
+	store, err := session.NewCookieStore(session.Options{
+		Name: cfg.Session.CookieName, Keys: keys, Secure: !cfg.Session.InsecureCookies, SameSite: sameSite,
+		Domain: cfg.Session.Domain, Idle: cfg.Session.Idle.D(), Lifetime: cfg.Session.Lifetime.D(),
+	})
+	if err != nil {
+		return o, nil, err
+	}
+	o.Sessions = store
+	uk := sha256.Sum256(append([]byte("gatehouse log user hash\x00"), keys[0]...))
+	o.UserKey = uk[:]
+
+	// Assertion signing keys.
+	if !cfg.Assertion.Disabled {
+		var akeys []assertion.Key
+		for i, k := range cfg.Assertion.Keys {
+			pemBytes := []byte(k.PEM)
+			if k.File != "" {
+				p := k.File
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(filepath.Dir(l.Path), p)
+				}
+				pemBytes, err = os.ReadFile(p)
+				if err != nil {
+					return o, nil, fmt.Errorf("assertion.keys[%d]: %w", i, err)
+				}
+			}
+			signer, err := assertion.ParsePrivateKeyPEM(pemBytes)
+			if err != nil {
+				return o, nil, fmt.Errorf("assertion.keys[%d]: %w", i, err)
+			}
+			akeys = append(akeys, assertion.Key{ID: k.ID, Signer: signer})
+		}
+		if len(akeys) == 0 {
+			if sec.AssertionKey.Signer == nil {
+				pemBytes, err := assertion.GenerateKeyPEM()
+				if err != nil {
+					return o, nil, err
+				}
+				s, err := assertion.ParsePrivateKeyPEM(pemBytes)
+				if err != nil {
+					return o, nil, err
+				}
+				sec.AssertionKey = assertion.Key{Signer: s}
+				log.Warn("no assertion.keys in the policy: signing assertions with a key generated at start; upstreams must fetch /.gatehouse/jwks.json again after a restart")
+			}
+			akeys = []assertion.Key{sec.AssertionKey}
+		}
+		o.Signer, err = assertion.NewSigner(akeys, cfg.Assertion.TTL.D(), time.Now)
+		if err != nil {
+			return o, nil, err
+		}
+	}
+
+	// Pages.
+	o.Pages, err = pages.New(pages.Brand{Title: cfg.Branding.Title, LogoURL: cfg.Branding.Logo,
+		PrimaryColor: cfg.Branding.PrimaryColor, BackgroundColor: cfg.Branding.BackgroundColor}, cfg.Branding.Templates)
+	if err != nil {
+		return o, nil, err
+	}
+
+	// Providers, in a stable order.
+	o.Providers = map[string]providers.Provider{}
+	names := make([]string, 0, len(cfg.Providers))
+	for n := range cfg.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pc := cfg.Providers[name]
+		switch {
+		case pc.Static != nil:
+			log.Warn("provider "+name+" is of type static: anyone can sign in as any of its users. For tests and demos only, never production", zap.String("provider", name))
+			o.Providers[name] = static.New(name, pc.Static, proxy.Prefix+"static/"+name)
+		default:
+			return o, nil, fmt.Errorf("providers.%s: type %q is not supported yet", name, pc.Type)
+		}
+	}
+	return o, sec, nil
+}

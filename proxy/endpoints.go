@@ -1,0 +1,481 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/providers"
+	"github.com/gatehouse-dev/gatehouse/providers/static"
+	"github.com/gatehouse-dev/gatehouse/proxy/pages"
+	"github.com/gatehouse-dev/gatehouse/session"
+)
+
+// loginTTL bounds how long a sign-in may take from start to callback.
+const loginTTL = 10 * time.Minute
+
+// serveGatehouse serves the reserved endpoints under /.gatehouse/.
+func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, path string) {
+	name := strings.TrimPrefix(path, Prefix)
+	switch {
+	case name == "healthz":
+		writeText(w, http.StatusOK, "ok\n")
+	case name == "readyz":
+		if err := g.Ready(); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready\n")
+			return
+		}
+		writeText(w, http.StatusOK, "ready\n")
+	case name == "jwks.json":
+		if s.opts.Signer == nil {
+			writeJSONError(w, http.StatusNotFound, "not_found", "assertions are disabled", rec.rid)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(s.opts.Signer.JWKS())
+	case name == "login":
+		g.login(s, w, r, rec)
+	case strings.HasPrefix(name, "callback/"):
+		g.callback(s, w, r, rec, strings.TrimPrefix(name, "callback/"))
+	case strings.HasPrefix(name, "static/"):
+		g.staticPicker(s, w, r, rec, strings.TrimPrefix(name, "static/"))
+	case name == "logout":
+		g.logout(s, w, r, rec)
+	case name == "whoami":
+		g.whoami(s, w, r)
+	default:
+		rec.reason = "gatehouse_not_found"
+		g.fail(s, w, r, rec, http.StatusNotFound, "Not found", "There is nothing here.")
+	}
+}
+
+// Ready reports whether every provider that depends on fetched material
+// (metadata, JWKS) has it.
+func (g *Gateway) Ready() error {
+	s := g.cur.Load()
+	for _, name := range sortedNames(s.opts.Providers) {
+		if rc, ok := s.opts.Providers[name].(providers.ReadinessChecker); ok {
+			if err := rc.Ready(); err != nil {
+				return errors.New(name + ": " + err.Error())
+			}
+		}
+	}
+	return nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
+}
+
+// origin is the scheme://host the browser is on, when that host is one the
+// gateway serves (public URL, route host or allow-listed); otherwise the
+// public URL. Callback URLs are built from it, never from an arbitrary Host.
+func (s *snapshot) origin(r *http.Request) string {
+	if !s.redirects.AllowHost(r.Host) {
+		return s.issuer
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.HasPrefix(s.issuer, "https:") {
+		scheme = "https"
+	}
+	if _, trusted := s.peer(r.RemoteAddr); trusted {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+	}
+	return scheme + "://" + r.Host
+}
+
+// returnURL validates the rd parameter; anything unsafe becomes "/".
+func (g *Gateway) returnURL(s *snapshot, raw string, rec *accessRecord) string {
+	if raw == "" {
+		return "/"
+	}
+	v, err := s.redirects.Validate(raw)
+	if err != nil {
+		g.log.Warn("refused return URL", zap.String("request_id", rec.rid), zap.String("rd", truncate(raw, 200)), zap.Error(err))
+		return "/"
+	}
+	return v
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// login starts a sign-in for an audience: straight to the provider when
+// there is one (or one was chosen), otherwise the chooser page.
+func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		g.fail(s, w, r, rec, http.StatusMethodNotAllowed, "Not allowed", "Sign-in starts with a link.")
+		return
+	}
+	q := r.URL.Query()
+	aud := identity.Audience(q.Get("audience"))
+	provs := s.pol.Providers(aud)
+	if aud == identity.Public || aud == identity.API || len(provs) == 0 {
+		rec.reason = "login_bad_audience"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Bad request", "This sign-in link is not valid.")
+		return
+	}
+	rd := g.returnURL(s, q.Get("rd"), rec)
+	var step *providers.StepUp
+	if q.Get("mfa") == "1" || q.Get("max_age") != "" || q.Has("acr") {
+		step = &providers.StepUp{MFA: q.Get("mfa") == "1", ACR: q["acr"]}
+		if n, err := strconv.Atoi(q.Get("max_age")); err == nil && n > 0 {
+			step.MaxAge = time.Duration(n) * time.Second
+		}
+	}
+	chosen := q.Get("provider")
+	if chosen == "" && len(provs) == 1 {
+		chosen = provs[0]
+	}
+	if chosen == "" {
+		page := pages.ChooserPage{Audience: string(aud), Heading: "Sign in", RequestID: rec.rid}
+		if step != nil {
+			page.Message = "Please sign in again to continue."
+		}
+		for _, name := range provs {
+			p := s.opts.Providers[name]
+			u := url.Values{"audience": {string(aud)}, "provider": {name}, "rd": {rd}}
+			for k, v := range q {
+				if k == "mfa" || k == "max_age" || k == "acr" {
+					u[k] = v
+				}
+			}
+			page.Choices = append(page.Choices, pages.Choice{ID: name, Label: p.DisplayName(), Kind: p.Type(), URL: Prefix + "login?" + u.Encode()})
+		}
+		rec.reason = "login_chooser"
+		s.opts.Pages.Chooser(w, page)
+		return
+	}
+	p, ok := s.opts.Providers[chosen]
+	if !ok || !contains(provs, chosen) {
+		rec.reason = "login_bad_provider"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Bad request", "This sign-in option is not available.")
+		return
+	}
+	a := &providers.Attempt{
+		State:       randomToken(32),
+		Nonce:       randomToken(24),
+		Provider:    chosen,
+		Audience:    aud,
+		CallbackURL: s.origin(r) + Prefix + "callback/" + chosen,
+		ReturnURL:   rd,
+		StepUp:      step,
+		Prompt:      q.Get("prompt"),
+		Created:     g.now(),
+	}
+	red, err := p.Begin(r.Context(), a)
+	if err != nil {
+		g.loginFailed(s, w, r, rec, chosen, err, rd, string(aud))
+		return
+	}
+	a.Data = red.Data
+	if err := s.opts.Sessions.SetTransient(w, attemptCookie(a.State), a, loginTTL); err != nil {
+		g.loginFailed(s, w, r, rec, chosen, err, rd, string(aud))
+		return
+	}
+	rec.reason = "login_started:" + chosen
+	if red.Form != nil {
+		g.postForm(s, w, red)
+		return
+	}
+	http.Redirect(w, r, red.URL, http.StatusFound)
+}
+
+// postForm sends the browser to a provider by POST (SAML HTTP-POST
+// binding): a form with a button, submitted at once by a nonce'd script.
+func (g *Gateway) postForm(s *snapshot, w http.ResponseWriter, red *providers.Redirect) {
+	var b strings.Builder
+	nonce := randomToken(16)
+	b.WriteString(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Signing in…</title></head><body><form method="post" action="`)
+	b.WriteString(htmlEscape(red.URL))
+	b.WriteString(`">`)
+	for _, k := range sortedNames(red.Form) {
+		b.WriteString(`<input type="hidden" name="` + htmlEscape(k) + `" value="` + htmlEscape(red.Form[k]) + `">`)
+	}
+	b.WriteString(`<noscript><p>JavaScript is off: press the button to continue.</p></noscript><button type="submit">Continue to sign in</button></form><script nonce="` + nonce + `">document.forms[0].submit()</script></body></html>`)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action *; frame-ancestors 'none'; base-uri 'none'")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(b.String()))
+}
+
+func htmlEscape(s string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
+	return r.Replace(s)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// attemptCookie names the cookie of one sign-in attempt, so that sign-ins
+// in several tabs do not overwrite each other.
+func attemptCookie(state string) string {
+	if len(state) > 16 {
+		state = state[:16]
+	}
+	return "login-" + state
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// callback finishes a sign-in: the attempt must exist in this browser,
+// match the echoed state exactly, be unexpired and unused.
+func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, name string) {
+	p, ok := s.opts.Providers[name]
+	if !ok {
+		rec.reason = "callback_unknown_provider"
+		g.fail(s, w, r, rec, http.StatusNotFound, "Not found", "There is nothing here.")
+		return
+	}
+	state := p.CallbackState(r)
+	if state == "" {
+		rec.reason = "callback_no_state"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response is incomplete. Please start again.")
+		return
+	}
+	var a providers.Attempt
+	cookie := attemptCookie(state)
+	err := s.opts.Sessions.GetTransient(r, cookie, &a)
+	s.opts.Sessions.ClearTransient(w, cookie)
+	switch {
+	case errors.Is(err, session.ErrExpired):
+		rec.reason = "callback_attempt_expired"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in took too long", "Your sign-in expired before it finished. Please start again.")
+		return
+	case err != nil:
+		rec.reason = "callback_no_attempt"
+		g.log.Warn("sign-in callback without a matching attempt", zap.String("request_id", rec.rid), zap.String("provider", name), zap.Error(err))
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in was not started in this browser, or was already used. Please start again.")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(a.State), []byte(state)) != 1 || a.Provider != name || g.now().Sub(a.Created) > loginTTL {
+		rec.reason = "callback_state_mismatch"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response does not belong to this browser. Please start again.")
+		return
+	}
+	if !g.used.claim(a.State, a.Created.Add(loginTTL)) {
+		rec.reason = "callback_replayed"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response was already used. Please start again.")
+		return
+	}
+	id, err := p.Complete(r.Context(), r, &a)
+	if err != nil {
+		g.loginFailed(s, w, r, rec, name, err, a.ReturnURL, string(a.Audience))
+		return
+	}
+	id.Audience = a.Audience
+	id.Provider = name
+	if id.AuthTime.IsZero() {
+		id.AuthTime = g.now()
+	}
+	// A new session id at every sign-in (session fixation defence).
+	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now()}
+	if err := s.opts.Sessions.Save(w, r, sess); err != nil {
+		g.loginFailed(s, w, r, rec, name, err, a.ReturnURL, string(a.Audience))
+		return
+	}
+	rec.user = &sess.Identity
+	rec.reason = "login_ok:" + name
+	g.log.Info("sign-in", zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(a.Audience)), zap.String("user_hash", userHash(s.userKey, id)))
+	http.Redirect(w, r, a.ReturnURL, http.StatusSeeOther)
+}
+
+// loginFailed logs the precise reason and shows a friendly page.
+func (g *Gateway) loginFailed(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, provider string, err error, rd, aud string) {
+	reason, public := "error", "Signing in did not work. Please try again."
+	var le *providers.LoginError
+	if errors.As(err, &le) {
+		reason = le.Reason
+		if le.Public != "" {
+			public = le.Public
+		}
+	}
+	rec.reason = "login_failed:" + reason
+	g.log.Warn("sign-in failed", zap.String("request_id", rec.rid), zap.String("provider", provider), zap.String("reason", reason), zap.Error(err))
+	retry := Prefix + "login?" + url.Values{"audience": {aud}, "rd": {rd}}.Encode()
+	if wantsJSON(r, nil) {
+		writeJSONError(w, http.StatusUnauthorized, "login_failed", public, rec.rid)
+		return
+	}
+	s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusUnauthorized, Title: "Sign-in failed", Message: public, RequestID: rec.rid, RetryURL: retry})
+}
+
+// staticPicker shows the DEMO-ONLY user picker of a static provider.
+func (g *Gateway) staticPicker(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, name string) {
+	sp, ok := s.opts.Providers[name].(*static.Provider)
+	state := r.URL.Query().Get("state")
+	if !ok || state == "" || r.Method != http.MethodGet {
+		g.fail(s, w, r, rec, http.StatusNotFound, "Not found", "There is nothing here.")
+		return
+	}
+	page := pages.StaticLoginPage{Provider: sp.DisplayName(), Action: Prefix + "callback/" + name, State: state}
+	for _, u := range sp.Users() {
+		page.Users = append(page.Users, pages.StaticUser{ID: u.Subject, Name: u.Name, Email: u.Email, Groups: u.Groups})
+	}
+	rec.reason = "static_picker"
+	s.opts.Pages.StaticLogin(w, page)
+}
+
+// logout ends sessions. GET shows a confirmation form; POST (with the
+// form's CSRF token, same-origin) clears the sessions, so a cross-site link
+// or image cannot sign anyone out.
+func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord) {
+	store := s.opts.Sessions
+	var auds []string
+	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
+		if len(s.pol.Providers(a)) > 0 {
+			auds = append(auds, string(a))
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		rd := g.returnURL(s, r.URL.Query().Get("rd"), rec)
+		tok := randomToken(24)
+		if err := store.SetTransient(w, "csrf-logout", tok, loginTTL); err != nil {
+			g.fail(s, w, r, rec, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+			return
+		}
+		s.opts.Pages.Logout(w, pages.LogoutPage{Action: Prefix + "logout", CSRFToken: tok, Audiences: auds, ReturnURL: rd})
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		var want string
+		err := store.GetTransient(r, "csrf-logout", &want)
+		got := r.PostFormValue(pages.FieldCSRFToken)
+		if err != nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			rec.reason = "logout_csrf"
+			g.fail(s, w, r, rec, http.StatusForbidden, "Sign-out not confirmed", "Please use the sign-out button to sign out.")
+			return
+		}
+		store.ClearTransient(w, "csrf-logout")
+		chosen := r.PostForm[pages.FieldAudience]
+		if len(chosen) == 0 {
+			chosen = auds
+		}
+		for _, a := range chosen {
+			if contains(auds, a) {
+				store.Clear(w, r, identity.Audience(a))
+			}
+		}
+		rec.reason = "logout"
+		rd := g.returnURL(s, r.PostFormValue(pages.FieldReturnTo), rec)
+		if rd != "/" {
+			http.Redirect(w, r, rd, http.StatusSeeOther)
+			return
+		}
+		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusOK, Title: "Signed out", Message: "You are signed out. You can close this window.", RequestID: rec.rid})
+	default:
+		g.fail(s, w, r, rec, http.StatusMethodNotAllowed, "Not allowed", "This kind of request is not supported.")
+	}
+}
+
+// whoamiSession is one audience's session as /.gatehouse/whoami shows it.
+// It never includes tokens.
+type whoamiSession struct {
+	Audience      identity.Audience `json:"audience"`
+	Subject       string            `json:"sub"`
+	Provider      string            `json:"provider"`
+	Email         string            `json:"email,omitempty"`
+	EmailVerified bool              `json:"email_verified,omitempty"`
+	Name          string            `json:"name,omitempty"`
+	Groups        []string          `json:"groups,omitempty"`
+	Roles         []string          `json:"roles,omitempty"`
+	AMR           []string          `json:"amr,omitempty"`
+	ACR           string            `json:"acr,omitempty"`
+	AuthTime      time.Time         `json:"auth_time,omitzero"`
+	Created       time.Time         `json:"session_created,omitzero"`
+}
+
+// whoami shows the caller's sessions as JSON (no tokens, ever).
+func (g *Gateway) whoami(s *snapshot, w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		Sessions []whoamiSession `json:"sessions"`
+	}{Sessions: []whoamiSession{}}
+	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
+		p, _, err := s.opts.Sessions.Load(r, a)
+		if err != nil {
+			continue
+		}
+		id := &p.Identity
+		out.Sessions = append(out.Sessions, whoamiSession{
+			Audience: a, Subject: id.Subject, Provider: id.Provider, Email: id.Email, EmailVerified: id.EmailVerified,
+			Name: id.Name, Groups: id.Groups, Roles: s.pol.RoleNames(s.pol.Roles(id)), AMR: id.AMR, ACR: id.ACR,
+			AuthTime: id.AuthTime, Created: p.Created,
+		})
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+// usedStates remembers consumed sign-in attempts until they expire, so a
+// callback cannot be replayed even by a browser that kept the cookie.
+type usedStates struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func newUsedStates() *usedStates { return &usedStates{m: map[string]time.Time{}} }
+
+// claim marks state used; false when it was used already.
+func (u *usedStates) claim(state string, exp time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := time.Now()
+	if len(u.m) > 10_000 {
+		for k, e := range u.m {
+			if now.After(e) {
+				delete(u.m, k)
+			}
+		}
+	}
+	if _, ok := u.m[state]; ok {
+		return false
+	}
+	u.m[state] = exp
+	return true
+}

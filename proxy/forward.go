@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
+	"github.com/gatehouse-dev/gatehouse/proxy/pages"
+	"github.com/gatehouse-dev/gatehouse/session"
+)
+
+// defaultTransport is the upstream transport when none is given: bounded
+// dial and TLS times, enough idle connections for a busy gateway.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// newReverseProxy builds the route's single-shot reverse proxy. Its Rewrite
+// hook only rewrites the address and forwarding headers: the decision and
+// the identity headers were settled before it runs.
+func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *httputil.ReverseProxy {
+	target := r.Upstream
+	preserveHost := r.PreserveHost
+	transport := base
+	if transport == nil {
+		t := defaultTransport()
+		t.ResponseHeaderTimeout = r.Timeout
+		transport = t
+	}
+	log := s.opts.Logger
+	return &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			_, trusted := s.peer(pr.In.RemoteAddr)
+			if trusted {
+				// Keep the chain a trusted proxy reported (ReverseProxy
+				// removed it from Out before calling Rewrite).
+				if v := pr.In.Header["X-Forwarded-For"]; len(v) > 0 {
+					pr.Out.Header["X-Forwarded-For"] = v
+				}
+			}
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			if trusted {
+				if v := pr.In.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+					pr.Out.Header.Set("X-Forwarded-Proto", v)
+				}
+				if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+					pr.Out.Header.Set("X-Forwarded-Host", v)
+				}
+			}
+			if preserveHost {
+				pr.Out.Host = pr.In.Host
+			}
+		},
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			status, title, msg := http.StatusBadGateway, "Service unavailable", "The application behind this gateway did not answer. Please try again in a moment."
+			var ne net.Error
+			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+				status, title, msg = http.StatusGatewayTimeout, "Timed out", "The application behind this gateway took too long to answer. Please try again."
+			}
+			if errors.Is(err, context.Canceled) {
+				status = 499 // client went away; nothing is written
+			}
+			rid := req.Header.Get("X-Request-Id")
+			log.Warn("upstream error", zap.String("request_id", rid), zap.String("route", r.Name), zap.Int("status", status), zap.Error(err))
+			if status == 499 {
+				if sw, ok := w.(*statusWriter); ok {
+					sw.status = 499
+				}
+				return
+			}
+			if wantsJSON(req, r) {
+				writeJSONError(w, status, "upstream_unavailable", msg, rid)
+				return
+			}
+			s.opts.Pages.Error(w, pages.ErrorPage{Status: status, Title: title, Message: msg, RequestID: rid})
+		},
+		ErrorLog: zap.NewStdLog(log.Named("reverseproxy")),
+	}
+}
+
+// forward rewrites the request as judged (normalized path, identity
+// headers, signed assertion) and hands it to the route's reverse proxy.
+func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d *policy.Decision, sess *session.Payload, path string) {
+	route := d.Route
+	r.URL.Path = path
+	r.URL.RawPath = ""
+	f := &route.Forward
+	var id *identity.Identity
+	if sess != nil {
+		id = &sess.Identity
+	}
+	if id != nil {
+		setHeader(r.Header, f.User, userClaim(id, f.UserClaim))
+		setHeader(r.Header, f.Email, id.Email)
+		setHeader(r.Header, f.Name, id.Name)
+		if f.Groups != "" {
+			setHeader(r.Header, f.Groups, strings.Join(id.Groups, ","))
+		}
+		if f.Roles != "" {
+			setHeader(r.Header, f.Roles, strings.Join(s.pol.RoleNames(d.Roles), ","))
+		}
+		for _, c := range f.Claims {
+			setHeader(r.Header, c[0], id.Extra[c[1]])
+		}
+		if f.Assertion && s.cache != nil {
+			key := sess.ID + "\x00" + route.Name
+			tok, err := s.cache.Get(key, func() assertion.Claims {
+				return assertion.Claims{
+					Issuer: s.issuer, Subject: id.Subject, Audience: route.Name,
+					IdentityAudience: string(id.Audience), Provider: id.Provider,
+					Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name,
+					Groups: id.Groups, Roles: s.pol.RoleNames(d.Roles), Scopes: id.Scopes,
+					AMR: id.AMR, ACR: id.ACR, AuthTime: id.AuthTime,
+				}
+			})
+			if err != nil {
+				// Failing closed: an upstream that relies on the assertion
+				// must not receive the request without it.
+				g.log.Error("assertion signing failed", zap.String("request_id", r.Header.Get("X-Request-Id")), zap.Error(err))
+				s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again in a moment.", RequestID: r.Header.Get("X-Request-Id")})
+				return
+			}
+			setHeader(r.Header, s.pol.Config.Assertion.Header, tok)
+		}
+	}
+	s.proxies[route.Index].ServeHTTP(w, r)
+}
+
+// setHeader sets one identity header; name is already canonical (the
+// policy canonicalizes names at load). The sanitizer already deleted every
+// client spelling of the name; an empty value leaves the header absent.
+func setHeader(h http.Header, name, value string) {
+	if name == "" || value == "" {
+		return
+	}
+	h[name] = []string{sanitizeValue(value)}
+}
+
+// sanitizeValue drops characters that cannot appear in a header value, so
+// that an identity attribute can never split or end a header.
+func sanitizeValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < ' ' && r != '\t' || r == 0x7f {
+					return -1
+				}
+				return r
+			}, v)
+		}
+	}
+	return v
+}
+
+func userClaim(id *identity.Identity, claim string) string {
+	switch claim {
+	case "email":
+		return id.Email
+	case "name":
+		return id.Name
+	}
+	return id.Subject
+}

@@ -1,0 +1,403 @@
+// Package proxy is Gatehouse's request path: it sanitizes each request,
+// matches it to a route, authenticates it from the audience's session,
+// asks the policy for a decision, and either forwards it upstream with
+// identity headers and a signed assertion or answers it (sign-in redirect,
+// 401/403 JSON, friendly page). It also serves the reserved /.gatehouse/
+// endpoints. One place, respond, maps decisions and errors to responses.
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/identity"
+	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/providers"
+	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
+	"github.com/gatehouse-dev/gatehouse/proxy/headers"
+	"github.com/gatehouse-dev/gatehouse/proxy/pages"
+	"github.com/gatehouse-dev/gatehouse/proxy/redirect"
+	"github.com/gatehouse-dev/gatehouse/session"
+)
+
+// Prefix is the reserved path prefix of the gateway's own endpoints.
+const Prefix = "/.gatehouse/"
+
+// Options are the parts a Gateway is built from. Everything is built at
+// load time; the request path only reads.
+type Options struct {
+	Policy    *policy.Policy
+	Providers map[string]providers.Provider
+	Sessions  *session.CookieStore
+	Signer    *assertion.Signer
+	Pages     *pages.Renderer
+	Logger    *zap.Logger
+	// Transport is the upstream round tripper; nil means a tuned clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// UserKey keys the hash of user identifiers in access logs.
+	UserKey []byte
+}
+
+// Gateway is the http.Handler of the public listener. Its configuration is
+// one immutable snapshot swapped atomically by Reload.
+type Gateway struct {
+	cur    atomic.Pointer[snapshot]
+	log    *zap.Logger
+	now    func() time.Time
+	used   *usedStates
+	ridSeq atomic.Uint64
+	ridPfx string
+}
+
+// snapshot is everything a request needs, compiled once per policy.
+type snapshot struct {
+	opts      Options
+	pol       *policy.Policy
+	sanitizer *headers.Sanitizer
+	redirects *redirect.Validator
+	trusted   []netip.Prefix
+	proxies   []*httputil.ReverseProxy // by route index
+	cache     *assertion.Cache
+	issuer    string
+	userLog   string
+	userKey   []byte
+}
+
+// New builds a Gateway.
+func New(o Options) (*Gateway, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	var pfx [4]byte
+	rand.Read(pfx[:])
+	g := &Gateway{log: o.Logger, now: o.Now, used: newUsedStates(), ridPfx: hex.EncodeToString(pfx[:])}
+	if err := g.Reload(o); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Reload swaps in a new configuration. On error the running one stays.
+func (g *Gateway) Reload(o Options) error {
+	if o.Logger == nil {
+		o.Logger = g.log
+	}
+	if o.Now == nil {
+		o.Now = g.now
+	}
+	s, err := build(o)
+	if err != nil {
+		return err
+	}
+	g.cur.Store(s)
+	return nil
+}
+
+// Policy returns the policy currently served.
+func (g *Gateway) Policy() *policy.Policy { return g.cur.Load().pol }
+
+func build(o Options) (*snapshot, error) {
+	cfg := o.Policy.Config
+	strip := append(o.Policy.HeaderNames(), cfg.Server.StripHeaders...)
+	strip = append(strip, "X-Request-Id-Gatehouse")
+	san, err := headers.NewSanitizer(strip)
+	if err != nil {
+		return nil, fmt.Errorf("identity headers: %w", err)
+	}
+	hosts := append(append([]string(nil), cfg.Server.AllowedRedirectHosts...), o.Policy.RouteHosts()...)
+	rv, err := redirect.NewValidator(cfg.Server.PublicURL, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("redirect hosts: %w", err)
+	}
+	s := &snapshot{
+		opts: o, pol: o.Policy, sanitizer: san, redirects: rv,
+		issuer: cfg.Server.PublicURL, userLog: cfg.Log.User, userKey: o.UserKey,
+	}
+	for _, p := range cfg.Server.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, err
+		}
+		s.trusted = append(s.trusted, pfx)
+	}
+	if o.Signer != nil {
+		s.cache = assertion.NewCache(o.Signer, 100_000)
+	}
+	base := o.Transport
+	for _, r := range o.Policy.Routes() {
+		s.proxies = append(s.proxies, newReverseProxy(s, r, base))
+	}
+	return s, nil
+}
+
+// ServeHTTP runs the request path: sanitize, normalize, match,
+// authenticate, decide, then respond or forward.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := g.cur.Load()
+	start := g.now()
+	peer, trustedPeer := s.peer(r.RemoteAddr)
+	rec := &accessRecord{start: start, peer: peer}
+	rec.rid = g.requestID(r, trustedPeer)
+	w.Header().Set("X-Request-Id", rec.rid)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { g.logAccess(s, r, sw, rec) }()
+
+	// 1. Sanitize: hop-by-hop, Connection-named, identity and (from
+	// untrusted peers) forwarding headers go before anything reads them.
+	s.sanitizer.Sanitize(r.Header, trustedPeer)
+	s.sanitizer.SanitizeTrailers(r)
+	r.Header.Set("X-Request-Id", rec.rid)
+
+	// 2. Normalize the path once; the same path is judged and forwarded.
+	path, err := policy.NormalizePath(r.URL.EscapedPath())
+	if err != nil {
+		rec.reason = "bad_path"
+		var pe *policy.PathError
+		if errors.As(err, &pe) {
+			rec.reason = "bad_path:" + pe.Reason
+		}
+		g.fail(s, sw, r, rec, http.StatusBadRequest, "Bad request", "The address of this request is not valid.")
+		return
+	}
+	if strings.HasPrefix(path, Prefix) || path == strings.TrimSuffix(Prefix, "/") {
+		rec.route = "gatehouse"
+		g.serveGatehouse(s, sw, r, rec, path)
+		return
+	}
+
+	// 3. Match and 4. authenticate from the route's audiences' sessions.
+	req := policy.Request{Host: r.Host, Path: path, Method: r.Method}
+	route := s.pol.Match(req)
+	var id *identity.Identity
+	var sess *session.Payload
+	if route != nil {
+		rec.route = route.Name
+		sess = g.authenticate(s, sw, r, route, rec)
+		if sess != nil {
+			id = &sess.Identity
+			rec.user = id
+		}
+	}
+
+	// 5. Decide.
+	d := s.pol.Decide(route, id, req, start)
+	rec.decision = &d
+	g.respond(s, sw, r, rec, &d, sess, path)
+}
+
+// authenticate loads the first valid session among the route's audiences.
+// Expired and invalid cookies are cleared; a session old enough is re-saved
+// to slide its idle window.
+func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Request, route *policy.Route, rec *accessRecord) *session.Payload {
+	store := s.opts.Sessions
+	for _, aud := range route.Audiences {
+		p, touched, err := store.Load(r, aud)
+		switch {
+		case err == nil:
+			if touched {
+				if err := store.Save(w, r, p); err != nil {
+					g.log.Warn("session refresh failed", zap.String("request_id", rec.rid), zap.Error(err))
+				}
+			}
+			return p
+		case errors.Is(err, session.ErrNoSession):
+		case errors.Is(err, session.ErrExpired):
+			rec.sessionNote = "expired"
+			store.Clear(w, r, aud)
+		default:
+			rec.sessionNote = "invalid"
+			g.log.Warn("invalid session cookie", zap.String("request_id", rec.rid), zap.String("audience", string(aud)), zap.Error(err))
+			store.Clear(w, r, aud)
+		}
+	}
+	return nil
+}
+
+// respond is the one place that turns a decision into a response.
+func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, sess *session.Payload, path string) {
+	switch d.Effect {
+	case policy.Allow:
+		g.forward(s, w, r, d, sess, path)
+	case policy.NeedLogin, policy.NeedStepUp:
+		if wantsJSON(r, d.Route) {
+			challenge := `Bearer realm="gatehouse"`
+			code := "unauthenticated"
+			if d.Effect == policy.NeedStepUp {
+				challenge = `Bearer realm="gatehouse", error="insufficient_user_authentication"`
+				code = "step_up_required"
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeJSONError(w, http.StatusUnauthorized, code, d.String(), rec.rid)
+			return
+		}
+		login := s.loginURL(r, d, path)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// A request with a body cannot be replayed after sign-in.
+			s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusUnauthorized, Title: "Please sign in",
+				Message: "You need to sign in before doing this. Sign in, then try again.", RequestID: rec.rid, RetryURL: login})
+			return
+		}
+		http.Redirect(w, r, login, http.StatusFound)
+	default:
+		status, title, msg := http.StatusForbidden, "Access denied", "You are signed in, but this page is not available to you."
+		switch d.Reason {
+		case policy.ReasonNoRoute:
+			status, title, msg = http.StatusNotFound, "Not found", "There is nothing here."
+		case policy.ReasonUnknownMethod:
+			status, title, msg = http.StatusMethodNotAllowed, "Not allowed", "This kind of request is not supported."
+		}
+		if wantsJSON(r, d.Route) {
+			code := string(d.Reason)
+			if d.Reason == policy.ReasonInsufficientScope {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="insufficient_scope", scope="`+d.MatchedValue+`"`)
+			}
+			writeJSONError(w, status, code, publicReason(d), rec.rid)
+			return
+		}
+		p := pages.ErrorPage{Status: status, Title: title, Message: msg, RequestID: rec.rid}
+		if status == http.StatusForbidden {
+			p.SignOutURL = Prefix + "logout"
+		}
+		s.opts.Pages.Error(w, p)
+	}
+}
+
+// publicReason is what a JSON client is told about a denial: the stable
+// code's meaning, never the policy's internals (role names, rules).
+func publicReason(d *policy.Decision) string {
+	switch d.Reason {
+	case policy.ReasonNoRoute:
+		return "no route matches this request"
+	case policy.ReasonUnknownMethod:
+		return "method not supported"
+	case policy.ReasonInsufficientScope:
+		return "the access token lacks a required scope"
+	}
+	return "access denied by policy"
+}
+
+// loginURL is where a browser without an acceptable session goes: the
+// audience's sign-in, carrying the validated URL to come back to.
+func (s *snapshot) loginURL(r *http.Request, d *policy.Decision, path string) string {
+	q := make([]string, 0, 4)
+	q = append(q, "audience="+string(d.Audience))
+	back := path
+	if r.URL.RawQuery != "" {
+		back += "?" + r.URL.RawQuery
+	}
+	q = append(q, "rd="+queryEscape(back))
+	if d.Effect == policy.NeedStepUp {
+		req := d.Requirement
+		if req.MFA || len(req.AMR) > 0 {
+			q = append(q, "mfa=1")
+		}
+		if req.MaxAuthAge > 0 {
+			q = append(q, "max_age="+strconv.Itoa(int(req.MaxAuthAge.Seconds())))
+		}
+		for _, a := range req.ACR {
+			q = append(q, "acr="+queryEscape(a))
+		}
+	}
+	return Prefix + "login?" + strings.Join(q, "&")
+}
+
+// peer returns the client address and whether it is a trusted proxy.
+func (s *snapshot) peer(remote string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		host, _, err2 := net.SplitHostPort(remote)
+		if err2 != nil {
+			return netip.Addr{}, false
+		}
+		a, err3 := netip.ParseAddr(host)
+		if err3 != nil {
+			return netip.Addr{}, false
+		}
+		return a, s.isTrusted(a)
+	}
+	a := ap.Addr().Unmap()
+	return a, s.isTrusted(a)
+}
+
+func (s *snapshot) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// requestID keeps a trusted peer's X-Request-Id (if sane) or makes one.
+func (g *Gateway) requestID(r *http.Request, trustedPeer bool) string {
+	if trustedPeer {
+		if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 64 && isPrintableToken(v) {
+			return v
+		}
+	}
+	n := g.ridSeq.Add(1)
+	var b [24]byte
+	copy(b[:8], g.ridPfx)
+	hex.Encode(b[8:], []byte{byte(n >> 56), byte(n >> 48), byte(n >> 40), byte(n >> 32), byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	return string(b[:])
+}
+
+func isPrintableToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// wantsJSON tells API and script clients (JSON errors, never a redirect)
+// from browser navigations.
+func wantsJSON(r *http.Request, route *policy.Route) bool {
+	if route != nil {
+		for _, a := range route.Audiences {
+			if a == identity.API && len(route.Audiences) == 1 {
+				return true
+			}
+		}
+	}
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
+		return true
+	}
+	if r.Header.Get("X-Requested-With") == "XMLHttpRequest" {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+func (g *Gateway) fail(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, status int, title, msg string) {
+	if wantsJSON(r, nil) {
+		writeJSONError(w, status, strings.ReplaceAll(strings.ToLower(title), " ", "_"), msg, rec.rid)
+		return
+	}
+	s.opts.Pages.Error(w, pages.ErrorPage{Status: status, Title: title, Message: msg, RequestID: rec.rid})
+}
