@@ -65,6 +65,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 // policy on SIGHUP, then drains in-flight requests.
 func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logger, secrets *app.Secrets, stderr io.Writer) error {
 	c := l.Config
+	// Listen for SIGHUP before serving, so a reload signal can never hit
+	// the default action (exit) once the gateway answers.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv := &http.Server{
 		Addr:              c.Server.Listen,
 		Handler:           gw,
@@ -96,9 +101,6 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logge
 		zap.Int("routes", len(c.Routes)), zap.String("version", version))
 	fmt.Fprintf(stderr, "gatehouse %s serving %s on http://%s (public URL %s); SIGHUP reloads the policy\n", version, l.Path, ln.Addr(), c.Server.PublicURL)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:

@@ -86,14 +86,7 @@ func (p *Provider) Complete(_ context.Context, r *http.Request, a *providers.Att
 			ACR:           u.ACR,
 		}
 		if len(id.AMR) == 0 {
-			id.AMR = []string{"pwd"}
-		}
-		if s := a.StepUp; s != nil && s.MFA && !id.HasMFA() {
-			// A real IdP would ask for a second factor here; the picker
-			// lets the tester choose, via a checkbox, to have passed one.
-			if r.PostFormValue("mfa") == "on" {
-				id.AMR = append(id.AMR, "otp")
-			}
+			id.AMR = []string{"pwd"} // a static user claims exactly what the policy lists
 		}
 		return id, nil
 	}
