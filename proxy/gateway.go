@@ -236,7 +236,6 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 // count as the provider's failure rather than a reason to sign in again.
 const freshLogin = 30 * time.Second
 
-
 // respond is the one place that turns a decision into a response.
 func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, sess *session.Payload, path string) {
 	switch d.Effect {
