@@ -99,6 +99,7 @@ func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d
 	route := d.Route
 	r.URL.Path = path
 	r.URL.RawPath = ""
+	stripOwnCookies(r.Header, s.cookiePrefix)
 	f := &route.Forward
 	var id *identity.Identity
 	if sess != nil {
@@ -175,4 +176,46 @@ func userClaim(id *identity.Identity, claim string) string {
 		return id.Name
 	}
 	return id.Subject
+}
+
+// stripOwnCookies removes Gatehouse's own cookies (sessions, sign-in
+// attempts) from the Cookie header sent upstream: an upstream must never be
+// able to replay a gateway session (Pomerium GHSA-rrqr-7w59-637v is the
+// same lesson for tokens). Other cookies pass unchanged; the header is
+// rebuilt only when one of ours is present.
+func stripOwnCookies(h http.Header, prefix string) {
+	vals := h["Cookie"]
+	if len(vals) == 0 || prefix == "" {
+		return
+	}
+	found := false
+	for _, v := range vals {
+		if strings.Contains(v, prefix) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ";") {
+			pair := strings.TrimSpace(part)
+			if pair == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(pair, "=")
+			name = strings.TrimSpace(name)
+			if strings.HasPrefix(name, prefix) || strings.HasPrefix(name, "__Host-"+prefix) || strings.HasPrefix(name, "__Secure-"+prefix) {
+				continue
+			}
+			kept = append(kept, pair)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
 }

@@ -77,6 +77,9 @@ type snapshot struct {
 	issuer    string
 	userLog   string
 	userKey   []byte
+	// cookiePrefix starts the names of Gatehouse's own cookies
+	// ("gatehouse-"); they are removed before forwarding.
+	cookiePrefix string
 }
 
 // New builds a Gateway.
@@ -131,6 +134,7 @@ func build(o Options) (*snapshot, error) {
 	s := &snapshot{
 		opts: o, pol: o.Policy, sanitizer: san, redirects: rv,
 		issuer: cfg.Server.PublicURL, userLog: cfg.Log.User, userKey: o.UserKey,
+		cookiePrefix: cfg.Session.CookieName + "-",
 	}
 	for _, p := range cfg.Server.TrustedProxies {
 		pfx, err := config.ParsePrefix(p)
