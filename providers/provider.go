@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/identity"
@@ -89,6 +90,22 @@ type StepUp struct {
 	MFA    bool          `json:"mfa,omitempty"`
 	ACR    []string      `json:"acr,omitempty"`
 	MaxAge time.Duration `json:"max_age,omitempty"`
+}
+
+// SatisfiedBy reports whether an identity fresh from the provider meets
+// the step-up request: MFA through its amr, an accepted acr, and an
+// authentication no older than MaxAge (with a minute of clock skew).
+func (s *StepUp) SatisfiedBy(id *identity.Identity, now time.Time) bool {
+	if s.MFA && !id.HasMFA() {
+		return false
+	}
+	if len(s.ACR) > 0 && !slices.Contains(s.ACR, id.ACR) {
+		return false
+	}
+	if s.MaxAge > 0 && (id.AuthTime.IsZero() || now.Sub(id.AuthTime) > s.MaxAge+time.Minute) {
+		return false
+	}
+	return true
 }
 
 // Redirect says where to send the browser to start a sign-in: a GET to URL,

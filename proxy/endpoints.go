@@ -311,6 +311,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 	if id.AuthTime.IsZero() {
 		id.AuthTime = g.now()
 	}
+	stepUpUnmet := a.StepUp != nil && !a.StepUp.SatisfiedBy(id, g.now())
 	// A new session id at every sign-in (session fixation defence).
 	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now()}
 	if err := s.opts.Sessions.Save(w, r, sess); err != nil {
@@ -320,6 +321,16 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 	rec.user = &sess.Identity
 	rec.reason = "login_ok:" + name
 	g.log.Info("sign-in", zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(a.Audience)), zap.String("user_hash", userHash(s.userKey, id)))
+	if stepUpUnmet {
+		// The provider did not deliver the stronger sign-in that was asked
+		// for. Going back to the page would ask again, in a loop: say what
+		// is missing instead.
+		rec.reason = "step_up_unmet:" + name
+		g.log.Warn("step-up not satisfied by the provider", zap.String("request_id", rec.rid), zap.String("provider", name), zap.Strings("amr", id.AMR), zap.String("acr", id.ACR))
+		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusForbidden, Title: "Stronger sign-in needed",
+			Message: "This page needs a stronger sign-in (for example multi-factor authentication) than your sign-in provided.", RequestID: rec.rid, SignOutURL: Prefix + "logout"})
+		return
+	}
 	http.Redirect(w, r, a.ReturnURL, http.StatusSeeOther)
 }
 
@@ -405,7 +416,7 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 			http.Redirect(w, r, rd, http.StatusSeeOther)
 			return
 		}
-		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusOK, Title: "Signed out", Message: "You are signed out. You can close this window.", RequestID: rec.rid})
+		s.opts.Pages.Notice(w, pages.NoticePage{Title: "Signed out", Message: "You are signed out. You can close this window.", LinkURL: "/", LinkLabel: "Sign in again", RequestID: rec.rid})
 	default:
 		g.fail(s, w, r, rec, http.StatusMethodNotAllowed, "Not allowed", "This kind of request is not supported.")
 	}

@@ -236,10 +236,6 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 	return nil
 }
 
-// freshLogin is how recent a session must be for a still-unmet step-up to
-// count as the provider's failure rather than a reason to sign in again.
-const freshLogin = 30 * time.Second
-
 // respond is the one place that turns a decision into a response.
 func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, sess *session.Payload, path string) {
 	switch d.Effect {
@@ -254,16 +250,11 @@ func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *ac
 				code = "step_up_required"
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-			writeJSONError(w, http.StatusUnauthorized, code, d.String(), rec.rid)
-			return
-		}
-		if d.Effect == policy.NeedStepUp && sess != nil && rec.start.Sub(sess.Created) < freshLogin {
-			// The session was made moments ago and still falls short: the
-			// provider did not deliver what was asked. Sending the person
-			// back would loop; say what is missing instead.
-			rec.reason = "step_up_unmet"
-			s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusForbidden, Title: "Stronger sign-in needed",
-				Message: "This page needs a stronger sign-in (for example multi-factor authentication) than your sign-in provided.", RequestID: rec.rid, SignOutURL: Prefix + "logout"})
+			msg := "sign-in required"
+			if d.Effect == policy.NeedStepUp {
+				msg = "a stronger or more recent authentication is required"
+			}
+			writeJSONError(w, http.StatusUnauthorized, code, msg, rec.rid)
 			return
 		}
 		login := s.loginURL(r, d, path)

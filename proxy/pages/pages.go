@@ -116,10 +116,11 @@ const (
 	pageChooser
 	pageLogout
 	pageStatic
+	pageNotice
 	numPages
 )
 
-var pageFiles = [numPages]string{"error.html", "chooser.html", "logout.html", "static_login.html"}
+var pageFiles = [numPages]string{"error.html", "chooser.html", "logout.html", "static_login.html", "notice.html"}
 
 //go:embed templates
 var embedded embed.FS

@@ -33,6 +33,7 @@ type view struct {
 	Audiences            []audienceView
 	Provider, State      string // static_login.html
 	Users                []StaticUser
+	LinkURL, LinkLabel   string // notice.html
 }
 
 func (r *Renderer) view(nonce, pageTitle, requestID string) *view {
@@ -317,6 +318,33 @@ func (r *Renderer) StaticLogin(w http.ResponseWriter, p StaticLoginPage) {
 	r.render(w, http.StatusOK, pageStatic, v, nonce, formOrigins(append([]string{p.Action}, p.FormOrigins...)...))
 }
 
+// NoticePage is an informational page with a success status, such as
+// "You are signed out". All text is escaped.
+type NoticePage struct {
+	// Title is the heading, e.g. "Signed out".
+	Title string
+	// Message is one or two sentences for a person.
+	Message string
+	// LinkURL and LinkLabel, if both set, add one button (the caller
+	// validates the URL; unsafe schemes are neutralised regardless).
+	LinkURL, LinkLabel string
+	// RequestID is shown in small print; optional.
+	RequestID string
+}
+
+// Notice writes an informational page with status 200 and the usual
+// security headers.
+func (r *Renderer) Notice(w http.ResponseWriter, p NoticePage) {
+	nonce := r.nonce()
+	title := strings.TrimSpace(p.Title)
+	v := r.view(nonce, title, p.RequestID)
+	v.Title, v.Message = title, strings.TrimSpace(p.Message)
+	if p.LinkURL != "" && p.LinkLabel != "" {
+		v.LinkURL, v.LinkLabel = p.LinkURL, p.LinkLabel
+	}
+	r.render(w, http.StatusOK, pageNotice, v, nonce, nil)
+}
+
 // sample returns data for page id with every optional field set, used by
 // New to test-render templates at load.
 func (r *Renderer) sample(id pageID) any {
@@ -327,6 +355,8 @@ func (r *Renderer) sample(id pageID) any {
 	case pageChooser:
 		v.Audience, v.Heading, v.Message = "workforce", "H", "M"
 		v.Choices = []choiceView{{ID: "a", Label: "A", URL: "/a", Kind: "oidc", Badge: "OIDC"}, {ID: "b", Label: "B", URL: "/b"}}
+	case pageNotice:
+		v.Title, v.Message, v.LinkURL, v.LinkLabel = "T", "M", "/next", "Continue"
 	case pageLogout:
 		v.Action, v.CSRFToken, v.ReturnURL = "/logout", "t", "/"
 		v.Audiences = []audienceView{{Value: "workforce", Label: "Workforce"}}
