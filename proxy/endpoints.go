@@ -296,7 +296,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response does not belong to this browser. Please start again.")
 		return
 	}
-	if !g.used.claim(a.State, a.Created.Add(loginTTL)) {
+	if !g.used.claim(a.State, a.Created.Add(loginTTL), g.now()) {
 		rec.reason = "callback_replayed"
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response was already used. Please start again.")
 		return
@@ -473,10 +473,9 @@ type usedStates struct {
 func newUsedStates() *usedStates { return &usedStates{m: map[string]time.Time{}} }
 
 // claim marks state used; false when it was used already.
-func (u *usedStates) claim(state string, exp time.Time) bool {
+func (u *usedStates) claim(state string, exp, now time.Time) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	now := time.Now()
 	if len(u.m) > 10_000 {
 		for k, e := range u.m {
 			if now.After(e) {

@@ -54,6 +54,12 @@ func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *http
 			}
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			if !s.redirects.AllowHost(pr.In.Host) {
+				// A Host the gateway does not serve (a route without host
+				// matched it) is not passed on as X-Forwarded-Host, where an
+				// upstream might build links from it.
+				pr.Out.Header.Set("X-Forwarded-Host", s.publicHost)
+			}
 			if trusted {
 				if v := pr.In.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
 					pr.Out.Header.Set("X-Forwarded-Proto", v)
@@ -88,6 +94,12 @@ func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *http
 				return
 			}
 			s.opts.Pages.Error(w, pages.ErrorPage{Status: status, Title: title, Message: msg, RequestID: rid})
+		},
+		// Only the gateway sets or clears its own cookies: an upstream
+		// relaying Set-Cookie for them could plant a session of its choice.
+		ModifyResponse: func(res *http.Response) error {
+			dropOwnSetCookies(res.Header, s.cookiePrefix)
+			return nil
 		},
 		ErrorLog: zap.NewStdLog(log.Named("reverseproxy")),
 	}
@@ -207,7 +219,7 @@ func stripOwnCookies(h http.Header, prefix string) {
 			}
 			name, _, _ := strings.Cut(pair, "=")
 			name = strings.TrimSpace(name)
-			if strings.HasPrefix(name, prefix) || strings.HasPrefix(name, "__Host-"+prefix) || strings.HasPrefix(name, "__Secure-"+prefix) {
+			if ownCookieName(name, prefix) {
 				continue
 			}
 			kept = append(kept, pair)
@@ -218,4 +230,31 @@ func stripOwnCookies(h http.Header, prefix string) {
 		return
 	}
 	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// ownCookieName reports whether a cookie name is one of Gatehouse's own.
+func ownCookieName(name, prefix string) bool {
+	return strings.HasPrefix(name, prefix) || strings.HasPrefix(name, "__Host-"+prefix) || strings.HasPrefix(name, "__Secure-"+prefix)
+}
+
+// dropOwnSetCookies removes from an upstream response every Set-Cookie that
+// names one of Gatehouse's own cookies (see stripOwnCookies).
+func dropOwnSetCookies(h http.Header, prefix string) {
+	lines := h["Set-Cookie"]
+	if len(lines) == 0 || prefix == "" {
+		return
+	}
+	kept := lines[:0]
+	for _, l := range lines {
+		name, _, _ := strings.Cut(l, "=")
+		if ownCookieName(strings.TrimSpace(name), prefix) {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
 }

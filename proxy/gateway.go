@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -80,6 +81,8 @@ type snapshot struct {
 	// cookiePrefix starts the names of Gatehouse's own cookies
 	// ("gatehouse-"); they are removed before forwarding.
 	cookiePrefix string
+	// publicHost is the host[:port] of the public URL.
+	publicHost string
 }
 
 // New builds a Gateway.
@@ -135,6 +138,9 @@ func build(o Options) (*snapshot, error) {
 		opts: o, pol: o.Policy, sanitizer: san, redirects: rv,
 		issuer: cfg.Server.PublicURL, userLog: cfg.Log.User, userKey: o.UserKey,
 		cookiePrefix: cfg.Session.CookieName + "-",
+	}
+	if u, err := url.Parse(cfg.Server.PublicURL); err == nil {
+		s.publicHost = u.Host
 	}
 	for _, p := range cfg.Server.TrustedProxies {
 		pfx, err := config.ParsePrefix(p)
