@@ -320,6 +320,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 	}
 	rec.user = &sess.Identity
 	rec.reason = "login_ok:" + name
+	s.opts.Metrics.SignIn(name, "ok")
 	g.log.Info("sign-in", zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(a.Audience)), zap.String("user_hash", userHash(s.userKey, id)))
 	if stepUpUnmet {
 		// The provider did not deliver the stronger sign-in that was asked
@@ -345,6 +346,7 @@ func (g *Gateway) loginFailed(s *snapshot, w *statusWriter, r *http.Request, rec
 		}
 	}
 	rec.reason = "login_failed:" + reason
+	s.opts.Metrics.SignIn(provider, reason)
 	g.log.Warn("sign-in failed", zap.String("request_id", rec.rid), zap.String("provider", provider), zap.String("reason", reason), zap.Error(err))
 	retry := Prefix + "login?" + url.Values{"audience": {aud}, "rd": {rd}}.Encode()
 	if wantsJSON(r, nil) {

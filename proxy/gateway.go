@@ -53,6 +53,8 @@ type Options struct {
 	Now func() time.Time
 	// UserKey keys the hash of user identifiers in access logs.
 	UserKey []byte
+	// Metrics, when set, receives request and sign-in metrics.
+	Metrics *Metrics
 }
 
 // Gateway is the http.Handler of the public listener. Its configuration is
@@ -169,7 +171,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.rid = g.requestID(r, trustedPeer)
 	w.Header().Set("X-Request-Id", rec.rid)
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() { g.logAccess(s, r, sw, rec) }()
+	defer func() {
+		g.logAccess(s, r, sw, rec)
+		decision := "gatehouse"
+		if rec.decision != nil {
+			decision = rec.decision.Effect.String()
+		} else if rec.route == "" {
+			decision = "refused"
+		}
+		code := sw.status
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.opts.Metrics.observe(rec.route, decision, code, g.now().Sub(start))
+	}()
 
 	// 1. Sanitize: hop-by-hop, Connection-named, identity and (from
 	// untrusted peers) forwarding headers go before anything reads them.

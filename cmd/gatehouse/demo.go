@@ -42,10 +42,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	go up.Serve(uln)
 	defer up.Close()
 
+	rt := newRuntime(log)
 	opts, secrets, err := app.Build(l, log, nil)
 	if err != nil {
 		return err
 	}
+	rt.secrets = secrets
+	opts.Metrics = rt.metrics
 	gw, err := proxy.New(opts)
 	if err != nil {
 		return err
@@ -59,10 +62,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
             %[1]s/public      anonymous page
             %[1]s/.gatehouse/whoami   your sessions
   Users     alice (employee), bob (admin, MFA), carol (contractor: denied), dana (customer)
+  Metrics   http://127.0.0.1:9090/metrics (admin listener)
   Try       gatehouse explain -c examples/quickstart/gatehouse.yaml --url %[1]s/admin --groups staff
 
 `, c.Server.PublicURL)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return serve(ctx, l, gw, log, secrets, stderr)
+	return serve(ctx, l, gw, rt, stderr)
 }

@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -48,23 +51,43 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(l.Config, stdout)
 	defer log.Sync()
+	rt := newRuntime(log)
 	opts, secrets, err := app.Build(l, log, nil)
 	if err != nil {
 		return err
 	}
+	rt.secrets = secrets
+	opts.Metrics = rt.metrics
 	gw, err := proxy.New(opts)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return serve(ctx, l, gw, log, secrets, stderr)
+	return serve(ctx, l, gw, rt, stderr)
+}
+
+// runtime is what serve keeps across reloads: the logger, the metrics
+// registry and the secrets generated at start.
+type runtime struct {
+	log      *zap.Logger
+	registry *prometheus.Registry
+	metrics  *proxy.Metrics
+	secrets  *app.Secrets
+}
+
+func newRuntime(log *zap.Logger) *runtime {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &runtime{log: log, registry: reg, metrics: proxy.NewMetrics(reg)}
 }
 
 // serve runs the public and admin listeners until ctx ends, reloading the
 // policy on SIGHUP, then drains in-flight requests.
-func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logger, secrets *app.Secrets, stderr io.Writer) error {
+func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, stderr io.Writer) error {
 	c := l.Config
+	log := rt.log
+	rt.metrics.PolicyLoaded("", l.Hash)
 	// Listen for SIGHUP before serving, so a reload signal can never hit
 	// the default action (exit) once the gateway answers.
 	hup := make(chan os.Signal, 1)
@@ -87,7 +110,7 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logge
 
 	var admin *http.Server
 	if c.Server.AdminListen != "" {
-		admin = &http.Server{Addr: c.Server.AdminListen, Handler: adminHandler(gw, l), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Addr: c.Server.AdminListen, Handler: adminHandler(gw, rt), ReadHeaderTimeout: 10 * time.Second}
 		aln, err := net.Listen("tcp", c.Server.AdminListen)
 		if err != nil {
 			srv.Close()
@@ -104,11 +127,14 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logge
 	for {
 		select {
 		case <-hup:
-			next, err := reload(l.Path, gw, log, secrets)
+			old := gw.Policy().Hash
+			next, err := reload(l.Path, gw, rt)
 			if err != nil {
+				rt.metrics.Reloaded(false, old, "")
 				log.Error("policy reload refused; the running policy stays", zap.String("policy", l.Path), zap.Error(err))
 				continue
 			}
+			rt.metrics.Reloaded(true, old, next.Hash)
 			log.Info("policy reloaded", zap.String("policy", next.Path), zap.String("policy_sha256", next.Hash), zap.Int("routes", len(next.Config.Routes)))
 		case err := <-errc:
 			if errors.Is(err, http.ErrServerClosed) {
@@ -135,25 +161,28 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, log *zap.Logge
 // reload loads, compiles and builds a new policy beside the running one and
 // swaps it in; on any error nothing changes. Listener addresses are not
 // reloadable.
-func reload(path string, gw *proxy.Gateway, log *zap.Logger, secrets *app.Secrets) (*app.Loaded, error) {
+func reload(path string, gw *proxy.Gateway, rt *runtime) (*app.Loaded, error) {
 	l, err := app.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	opts, _, err := app.Build(l, log, secrets)
+	opts, _, err := app.Build(l, rt.log, rt.secrets)
 	if err != nil {
 		return nil, err
 	}
+	opts.Metrics = rt.metrics
 	if err := gw.Reload(opts); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// adminHandler serves the admin listener: health and readiness (never on
-// the public address apart from the plain probes).
-func adminHandler(gw *proxy.Gateway, l *app.Loaded) http.Handler {
+// adminHandler serves the admin listener: metrics, health, readiness and
+// the served policy's hash. None of it is on the public address (apart
+// from the plain health probes).
+func adminHandler(gw *proxy.Gateway, rt *runtime) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(rt.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := gw.Ready(); err != nil {

@@ -47,6 +47,7 @@ type serveHarness struct {
 	file   string
 	logs   *observer.ObservedLogs
 	cancel context.CancelFunc
+	rt     *runtime
 	done   chan struct{} // closed when serve returns
 	err    error         // serve's result, valid after done
 }
@@ -64,17 +65,21 @@ func startServe(t *testing.T, upstream string) *serveHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt := newRuntime(log)
 	opts, secrets, err := app.Build(l, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt.secrets = secrets
+	opts.Metrics = rt.metrics
+	h.rt = rt
 	gw, err := proxy.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	go func() { h.err = serve(ctx, l, gw, log, secrets, io.Discard); close(h.done) }()
+	go func() { h.err = serve(ctx, l, gw, rt, io.Discard); close(h.done) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		resp, err := http.Get("http://" + h.addr + "/.gatehouse/healthz")
@@ -152,6 +157,23 @@ func TestReloadKeepsRunningPolicyOnError(t *testing.T) {
 	waitLog(t, h.logs, "policy reloaded")
 	if got := status(t, "http://"+h.addr+"/new"); got != 200 {
 		t.Fatalf("/new after good reload: %d", got)
+	}
+	var out strings.Builder
+	rec := httptest.NewRecorder()
+	adminHandler(nil, h.rt).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	out.WriteString(rec.Body.String())
+	for _, want := range []string{
+		`gatehouse_policy_reloads_total{outcome="refused"} 1`,
+		`gatehouse_policy_reloads_total{outcome="ok"} 1`,
+		`gatehouse_requests_total{code="200",decision="allow",route="pub"}`,
+		`gatehouse_requests_total{code="404",decision="deny",route="none"}`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Count(out.String(), "gatehouse_policy_info{") != 2 || !strings.Contains(out.String(), "} 1\n") {
+		t.Errorf("policy info should list the old (0) and new (1) hash:\n%s", out.String())
 	}
 }
 
