@@ -42,14 +42,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	go up.Serve(uln)
 	defer up.Close()
 
-	rt := newRuntime(log)
-	opts, secrets, err := app.Build(l, log, nil)
-	if err != nil {
-		return err
-	}
-	rt.secrets = secrets
-	opts.Metrics = rt.metrics
-	gw, err := proxy.New(opts)
+	gw, rt, err := newGateway(l, log)
 	if err != nil {
 		return err
 	}

@@ -51,20 +51,30 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(l.Config, stdout)
 	defer log.Sync()
-	rt := newRuntime(log)
-	opts, secrets, err := app.Build(l, log, nil)
-	if err != nil {
-		return err
-	}
-	rt.secrets = secrets
-	opts.Metrics = rt.metrics
-	gw, err := proxy.New(opts)
+	gw, rt, err := newGateway(l, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return serve(ctx, l, gw, rt, stderr)
+}
+
+// newGateway builds the gateway of a loaded policy with a fresh metrics
+// registry, keeping the generated secrets for reloads.
+func newGateway(l *app.Loaded, log *zap.Logger) (*proxy.Gateway, *runtime, error) {
+	rt := newRuntime(log)
+	opts, secrets, err := app.Build(l, log, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt.secrets = secrets
+	opts.Metrics = rt.metrics
+	gw, err := proxy.New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return gw, rt, nil
 }
 
 // runtime is what serve keeps across reloads: the logger, the metrics

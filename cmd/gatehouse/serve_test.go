@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gatehouse-dev/gatehouse/internal/app"
-	"github.com/gatehouse-dev/gatehouse/proxy"
 )
 
 func freePort(t *testing.T) string {
@@ -65,18 +64,11 @@ func startServe(t *testing.T, upstream string) *serveHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := newRuntime(log)
-	opts, secrets, err := app.Build(l, log, nil)
+	gw, rt, err := newGateway(l, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt.secrets = secrets
-	opts.Metrics = rt.metrics
 	h.rt = rt
-	gw, err := proxy.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.err = serve(ctx, l, gw, rt, io.Discard); close(h.done) }()
