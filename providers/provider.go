@@ -60,6 +60,52 @@ type ReadinessChecker interface {
 	Ready() error
 }
 
+// CallbackPather is implemented by providers whose callback is not the
+// default /.gatehouse/callback/<name>; CallbackPath is relative to
+// /.gatehouse/ (for SAML: "saml/<name>/acs").
+type CallbackPather interface {
+	CallbackPath() string
+}
+
+// CrossSiteCallback is implemented by providers whose callback arrives as a
+// cross-site POST (SAML HTTP-POST binding, OIDC response_mode=form_post):
+// the attempt cookie is then SameSite=None (and Secure) so the browser
+// sends it with that POST.
+type CrossSiteCallback interface {
+	CrossSiteCallback() bool
+}
+
+// EndpointProvider is implemented by providers that serve extra endpoints
+// under /.gatehouse/ (SAML metadata and single logout). Keys are paths
+// relative to /.gatehouse/ ("saml/corp/metadata"); handlers get the
+// request as sent, already sanitized.
+type EndpointProvider interface {
+	Endpoints() map[string]http.Handler
+}
+
+// UnsolicitedCompleter is implemented by providers that can accept a
+// sign-in nobody started here (SAML IdP-initiated), when their policy
+// allows it. The proxy calls it when CallbackState finds no attempt key;
+// it returns the identity and where to go next (a validated-by-the-proxy
+// return URL, or "").
+type UnsolicitedCompleter interface {
+	CompleteUnsolicited(ctx context.Context, r *http.Request) (id *identity.Identity, returnURL string, err error)
+}
+
+// BearerAuthenticator authenticates API requests from their
+// Authorization: Bearer token (JWT via JWKS, or RFC 7662 introspection).
+// It returns (nil, nil) when the request carries no bearer token, and an
+// error wrapping ErrInvalidToken when it carries a bad one.
+type BearerAuthenticator interface {
+	Name() string
+	Authenticate(ctx context.Context, r *http.Request) (*identity.Identity, error)
+}
+
+// ErrInvalidToken is matched by errors for bearer tokens that are
+// malformed, expired, wrongly signed or otherwise refused; the proxy
+// answers 401 with WWW-Authenticate: Bearer error="invalid_token".
+var ErrInvalidToken = errors.New("invalid bearer token")
+
 // Attempt is one sign-in in progress, bound to the browser that started it
 // (kept in an encrypted, short-lived cookie) and usable once.
 type Attempt struct {

@@ -50,6 +50,11 @@ func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, 
 		g.login(s, w, r, rec)
 	case strings.HasPrefix(name, "callback/"):
 		g.callback(s, w, r, rec, strings.TrimPrefix(name, "callback/"))
+	case s.callbacks[name] != "":
+		g.callback(s, w, r, rec, s.callbacks[name])
+	case s.endpoints[name] != nil:
+		rec.reason = "provider_endpoint"
+		s.endpoints[name].ServeHTTP(w, r)
 	case strings.HasPrefix(name, "static/"):
 		g.staticPicker(s, w, r, rec, strings.TrimPrefix(name, "static/"))
 	case name == "logout":
@@ -188,7 +193,7 @@ func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 		Nonce:       randomToken(24),
 		Provider:    chosen,
 		Audience:    aud,
-		CallbackURL: s.origin(r) + Prefix + "callback/" + chosen,
+		CallbackURL: s.origin(r) + Prefix + callbackPath(p),
 		ReturnURL:   rd,
 		StepUp:      step,
 		Prompt:      q.Get("prompt"),
@@ -200,7 +205,7 @@ func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 		return
 	}
 	a.Data = red.Data
-	if err := s.opts.Sessions.SetTransient(w, attemptCookie(a.State), a, loginTTL); err != nil {
+	if err := s.opts.Sessions.SetTransient(w, attemptCookie(a.State), a, loginTTL, attemptCookieOptions(p)...); err != nil {
 		g.loginFailed(s, w, r, rec, chosen, err, rd, string(aud))
 		return
 	}
@@ -271,6 +276,10 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		return
 	}
 	state := p.CallbackState(r)
+	if uc, ok := p.(providers.UnsolicitedCompleter); ok && state == "" {
+		g.unsolicited(s, w, r, rec, name, uc)
+		return
+	}
 	if state == "" {
 		rec.reason = "callback_no_state"
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response is incomplete. Please start again.")
@@ -279,7 +288,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 	var a providers.Attempt
 	cookie := attemptCookie(state)
 	err := s.opts.Sessions.GetTransient(r, cookie, &a)
-	s.opts.Sessions.ClearTransient(w, cookie)
+	s.opts.Sessions.ClearTransient(w, cookie, attemptCookieOptions(p)...)
 	switch {
 	case errors.Is(err, session.ErrExpired):
 		rec.reason = "callback_attempt_expired"
@@ -312,16 +321,10 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		id.AuthTime = g.now()
 	}
 	stepUpUnmet := a.StepUp != nil && !a.StepUp.SatisfiedBy(id, g.now())
-	// A new session id at every sign-in (session fixation defence).
-	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now()}
-	if err := s.opts.Sessions.Save(w, r, sess); err != nil {
+	if err := g.startSession(s, w, r, rec, name, id); err != nil {
 		g.loginFailed(s, w, r, rec, name, err, a.ReturnURL, string(a.Audience))
 		return
 	}
-	rec.user = &sess.Identity
-	rec.reason = "login_ok:" + name
-	s.opts.Metrics.SignIn(name, "ok")
-	g.log.Info("sign-in", zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(a.Audience)), zap.String("user_hash", userHash(s.userKey, id)))
 	if stepUpUnmet {
 		// The provider did not deliver the stronger sign-in that was asked
 		// for. Going back to the page would ask again, in a loop: say what
@@ -333,6 +336,69 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		return
 	}
 	http.Redirect(w, r, a.ReturnURL, http.StatusSeeOther)
+}
+
+// startSession saves a new session for a fresh identity. A new session id
+// at every sign-in is the session fixation defence.
+func (g *Gateway) startSession(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, name string, id *identity.Identity) error {
+	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now()}
+	if err := s.opts.Sessions.Save(w, r, sess); err != nil {
+		return err
+	}
+	rec.user = &sess.Identity
+	rec.reason = "login_ok:" + name
+	s.opts.Metrics.SignIn(name, "ok")
+	g.log.Info("sign-in", zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(id.Audience)), zap.String("user_hash", userHash(s.userKey, id)))
+	return nil
+}
+
+// unsolicited accepts a sign-in nobody started here (SAML IdP-initiated)
+// from a provider whose policy allows it. The session goes to the first
+// audience that lists the provider; the return URL is validated like any.
+func (g *Gateway) unsolicited(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, name string, uc providers.UnsolicitedCompleter) {
+	var aud identity.Audience
+	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
+		if contains(s.pol.Providers(a), name) {
+			aud = a
+			break
+		}
+	}
+	if aud == "" {
+		rec.reason = "callback_no_audience"
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response is not expected here.")
+		return
+	}
+	id, rd, err := uc.CompleteUnsolicited(r.Context(), r)
+	if err != nil {
+		g.loginFailed(s, w, r, rec, name, err, "/", string(aud))
+		return
+	}
+	id.Audience, id.Provider = aud, name
+	if id.AuthTime.IsZero() {
+		id.AuthTime = g.now()
+	}
+	if err := g.startSession(s, w, r, rec, name, id); err != nil {
+		g.loginFailed(s, w, r, rec, name, err, "/", string(aud))
+		return
+	}
+	http.Redirect(w, r, g.returnURL(s, rd, rec), http.StatusSeeOther)
+}
+
+// callbackPath is a provider's callback path relative to Prefix.
+func callbackPath(p providers.Provider) string {
+	if cp, ok := p.(providers.CallbackPather); ok {
+		return cp.CallbackPath()
+	}
+	return "callback/" + p.Name()
+}
+
+// attemptCookieOptions makes the attempt cookie SameSite=None for
+// providers whose callback is a cross-site POST.
+func attemptCookieOptions(p providers.Provider) []session.TransientOption {
+	if cs, ok := p.(providers.CrossSiteCallback); ok && cs.CrossSiteCallback() {
+		return []session.TransientOption{session.WithSameSite(http.SameSiteNoneMode)}
+	}
+	return nil
 }
 
 // loginFailed logs the precise reason and shows a friendly page.

@@ -15,7 +15,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
 	"github.com/gatehouse-dev/gatehouse/proxy/pages"
-	"github.com/gatehouse-dev/gatehouse/session"
 )
 
 // defaultTransport is the upstream transport when none is given: bounded
@@ -107,16 +106,13 @@ func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *http
 
 // forward rewrites the request as judged (normalized path, identity
 // headers, signed assertion) and hands it to the route's reverse proxy.
-func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d *policy.Decision, sess *session.Payload, path string) {
+func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d *policy.Decision, who principal, path string) {
 	route := d.Route
 	r.URL.Path = path
 	r.URL.RawPath = ""
 	stripOwnCookies(r.Header, s.cookiePrefix)
 	f := &route.Forward
-	var id *identity.Identity
-	if sess != nil {
-		id = &sess.Identity
-	}
+	id := who.id
 	if id != nil {
 		setHeader(r.Header, f.User, userClaim(id, f.UserClaim))
 		setHeader(r.Header, f.Email, id.Email)
@@ -131,7 +127,7 @@ func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d
 			setHeader(r.Header, c[0], id.Extra[c[1]])
 		}
 		if f.Assertion && s.cache != nil {
-			key := sess.ID + "\x00" + route.Name
+			key := who.key + "\x00" + route.Name
 			tok, err := s.cache.Get(key, func() assertion.Claims {
 				return assertion.Claims{
 					Issuer: s.issuer, Subject: id.Subject, Audience: route.Name,

@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,9 +44,12 @@ type Options struct {
 	Policy    *policy.Policy
 	Providers map[string]providers.Provider
 	Sessions  *session.CookieStore
-	Signer    *assertion.Signer
-	Pages     *pages.Renderer
-	Logger    *zap.Logger
+	// Bearer authenticates API requests, by provider name (the api
+	// audience's providers).
+	Bearer map[string]providers.BearerAuthenticator
+	Signer *assertion.Signer
+	Pages  *pages.Renderer
+	Logger *zap.Logger
 	// Transport is the upstream round tripper; nil means a tuned clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
@@ -85,6 +89,10 @@ type snapshot struct {
 	cookiePrefix string
 	// publicHost is the host[:port] of the public URL.
 	publicHost string
+	// callbacks maps custom callback paths (relative to Prefix) to
+	// provider names; endpoints holds providers' extra endpoints.
+	callbacks map[string]string
+	endpoints map[string]http.Handler
 }
 
 // New builds a Gateway.
@@ -154,6 +162,20 @@ func build(o Options) (*snapshot, error) {
 	if o.Signer != nil {
 		s.cache = assertion.NewCache(o.Signer, 100_000)
 	}
+	s.callbacks, s.endpoints = map[string]string{}, map[string]http.Handler{}
+	for name, p := range o.Providers {
+		if cp, ok := p.(providers.CallbackPather); ok {
+			s.callbacks[cp.CallbackPath()] = name
+		}
+		if ep, ok := p.(providers.EndpointProvider); ok {
+			for path, h := range ep.Endpoints() {
+				if _, dup := s.endpoints[path]; dup || strings.Contains(path, "..") {
+					return nil, fmt.Errorf("provider %s: endpoint %q is taken or invalid", name, path)
+				}
+				s.endpoints[path] = h
+			}
+		}
+	}
 	base := o.Transport
 	for _, r := range o.Policy.Routes() {
 		s.proxies = append(s.proxies, newReverseProxy(s, r, base))
@@ -209,32 +231,73 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 3. Match and 4. authenticate from the route's audiences' sessions.
+	// 3. Match and 4. authenticate: a bearer token for API audiences, the
+	// audience's session for browsers.
 	req := policy.Request{Host: r.Host, Path: path, Method: r.Method}
 	route := s.pol.Match(req)
-	var id *identity.Identity
-	var sess *session.Payload
+	var who principal
 	if route != nil {
 		rec.route = route.Name
-		sess = g.authenticate(s, sw, r, route, rec)
-		if sess != nil {
-			id = &sess.Identity
-			rec.user = id
+		var err error
+		who, err = g.authenticate(s, sw, r, route, rec)
+		if err != nil {
+			rec.reason = "invalid_token"
+			g.log.Info("bearer token refused", zap.String("request_id", rec.rid), zap.String("route", route.Name), zap.Error(err))
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+			writeJSONError(sw, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired", rec.rid)
+			return
 		}
+		rec.user = who.id
 	}
 
 	// 5. Decide.
-	d := s.pol.Decide(route, id, req, start)
+	d := s.pol.Decide(route, who.id, req, start)
 	rec.decision = &d
-	g.respond(s, sw, r, rec, &d, sess, path)
+	g.respond(s, sw, r, rec, &d, who, path)
 }
 
-// authenticate loads the first valid session among the route's audiences.
-// Expired and invalid cookies are cleared; a session old enough is re-saved
-// to slide its idle window.
-func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Request, route *policy.Route, rec *accessRecord) *session.Payload {
+// principal is who a request authenticated as: a browser session or a
+// bearer token. key identifies it for the assertion cache (session id, or
+// a hash of the token).
+type principal struct {
+	id      *identity.Identity
+	session *session.Payload
+	key     string
+}
+
+// authenticate finds the request's identity for a route. API audiences
+// read Authorization: Bearer through the configured authenticators; an
+// invalid token is an error (401 invalid_token), never anonymity. Browser
+// audiences load the first valid session; expired and invalid cookies are
+// cleared, and a session old enough is re-saved to slide its idle window.
+func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Request, route *policy.Route, rec *accessRecord) (principal, error) {
+	for _, aud := range route.Audiences {
+		if aud != identity.API {
+			continue
+		}
+		for _, name := range s.pol.Providers(identity.API) {
+			b, ok := s.opts.Bearer[name]
+			if !ok {
+				continue
+			}
+			id, err := b.Authenticate(r.Context(), r)
+			if err != nil {
+				return principal{}, err
+			}
+			if id != nil {
+				id.Audience = identity.API
+				if id.Provider == "" {
+					id.Provider = name
+				}
+				return principal{id: id, key: "bearer\x00" + tokenKey(r)}, nil
+			}
+		}
+	}
 	store := s.opts.Sessions
 	for _, aud := range route.Audiences {
+		if aud == identity.API {
+			continue
+		}
 		p, touched, err := store.Load(r, aud)
 		switch {
 		case err == nil:
@@ -243,7 +306,7 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 					g.log.Warn("session refresh failed", zap.String("request_id", rec.rid), zap.Error(err))
 				}
 			}
-			return p
+			return principal{id: &p.Identity, session: p, key: p.ID}, nil
 		case errors.Is(err, session.ErrNoSession):
 		case errors.Is(err, session.ErrExpired):
 			rec.sessionNote = "expired"
@@ -254,14 +317,21 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 			store.Clear(w, r, aud)
 		}
 	}
-	return nil
+	return principal{}, nil
+}
+
+// tokenKey is a hash of the request's bearer token, so the assertion cache
+// never holds the token itself.
+func tokenKey(r *http.Request) string {
+	sum := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+	return hex.EncodeToString(sum[:16])
 }
 
 // respond is the one place that turns a decision into a response.
-func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, sess *session.Payload, path string) {
+func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, who principal, path string) {
 	switch d.Effect {
 	case policy.Allow:
-		g.forward(s, w, r, d, sess, path)
+		g.forward(s, w, r, d, who, path)
 	case policy.NeedLogin, policy.NeedStepUp:
 		if wantsJSON(r, d.Route) {
 			challenge := `Bearer realm="gatehouse"`
