@@ -180,6 +180,22 @@ type Provider struct {
 	Static *StaticProvider `yaml:"-"`
 }
 
+// Settings returns the typed settings of the provider (a *StaticProvider,
+// ...), or nil.
+func (p *Provider) Settings() any {
+	switch {
+	case p.Static != nil:
+		return p.Static
+	}
+	return nil
+}
+
+// FieldError is a problem a provider type's Validate method found, with the
+// key path relative to the provider ("idp_metadata_url") and a hint.
+type FieldError struct {
+	Key, Msg, Hint string
+}
+
 // ProviderCommon holds the keys every provider type accepts.
 type ProviderCommon struct {
 	Type        string `yaml:"type" doc:"Provider type."`

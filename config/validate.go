@@ -241,6 +241,11 @@ func (v *validator) providers() {
 		if !validName(name) {
 			v.add(path, "use letters, digits, '-' and '_'", "invalid provider name %q", name)
 		}
+		if v2, ok := p.Settings().(interface{ Validate() []FieldError }); ok {
+			for _, fe := range v2.Validate() {
+				v.add(joinPath(path, fe.Key), fe.Hint, "%s", fe.Msg)
+			}
+		}
 		if p.Static != nil {
 			subs := map[string]bool{}
 			if len(p.Static.Users) == 0 {
