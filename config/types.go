@@ -177,7 +177,15 @@ type Provider struct {
 	Type        string `yaml:"type"`
 	DisplayName string `yaml:"display_name"`
 
-	Static *StaticProvider `yaml:"-"`
+	Static        *StaticProvider        `yaml:"-"`
+	JWT           *JWTProvider           `yaml:"-"`
+	Introspection *IntrospectionProvider `yaml:"-"`
+	OIDC          *OIDCProvider          `yaml:"-"`
+	Google        *GoogleProvider        `yaml:"-"`
+	Microsoft     *MicrosoftProvider     `yaml:"-"`
+	GitLab        *GitLabProvider        `yaml:"-"`
+	GitHub        *GitHubProvider        `yaml:"-"`
+	SAML          *SAMLProvider          `yaml:"-"`
 }
 
 // Settings returns the typed settings of the provider (a *StaticProvider,
@@ -186,6 +194,22 @@ func (p *Provider) Settings() any {
 	switch {
 	case p.Static != nil:
 		return p.Static
+	case p.JWT != nil:
+		return p.JWT
+	case p.Introspection != nil:
+		return p.Introspection
+	case p.OIDC != nil:
+		return p.OIDC
+	case p.Google != nil:
+		return p.Google
+	case p.Microsoft != nil:
+		return p.Microsoft
+	case p.GitLab != nil:
+		return p.GitLab
+	case p.GitHub != nil:
+		return p.GitHub
+	case p.SAML != nil:
+		return p.SAML
 	}
 	return nil
 }
@@ -223,5 +247,13 @@ type StaticUser struct {
 // settings and the Provider field it is stored in. Later provider types
 // register here.
 var providerTypes = map[string]providerKind{
-	"static": {typ: typeOf[StaticProvider](), set: func(p *Provider, v any) { p.Static = v.(*StaticProvider) }},
+	"static":        {typ: typeOf[StaticProvider](), set: func(p *Provider, v any) { p.Static = v.(*StaticProvider) }},
+	"jwt":           {typ: typeOf[JWTProvider](), set: func(p *Provider, v any) { p.JWT = v.(*JWTProvider) }},
+	"introspection": {typ: typeOf[IntrospectionProvider](), set: func(p *Provider, v any) { p.Introspection = v.(*IntrospectionProvider) }},
+	"oidc":          {typ: typeOf[OIDCProvider](), set: func(p *Provider, v any) { p.OIDC = v.(*OIDCProvider) }},
+	"google":        {typ: typeOf[GoogleProvider](), set: func(p *Provider, v any) { p.Google = v.(*GoogleProvider) }},
+	"microsoft":     {typ: typeOf[MicrosoftProvider](), set: func(p *Provider, v any) { p.Microsoft = v.(*MicrosoftProvider) }},
+	"gitlab":        {typ: typeOf[GitLabProvider](), set: func(p *Provider, v any) { p.GitLab = v.(*GitLabProvider) }},
+	"github":        {typ: typeOf[GitHubProvider](), set: func(p *Provider, v any) { p.GitHub = v.(*GitHubProvider) }},
+	"saml":          {typ: typeOf[SAMLProvider](), set: func(p *Provider, v any) { p.SAML = v.(*SAMLProvider) }},
 }

@@ -15,6 +15,10 @@ import (
 // typed constants; config stays dependency-free.)
 var audienceKinds = []string{"workforce", "customer", "api", "public"}
 
+// bearerTypes are the provider types that check API tokens rather than
+// sign people in.
+var bearerTypes = map[string]bool{"jwt": true, "introspection": true}
+
 // StandardMethods are the request methods a route may name. Requests with
 // any other method are denied (Keycloak Gatekeeper CVE-2020-14359).
 var StandardMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
@@ -282,8 +286,17 @@ func (v *validator) audiences() {
 		}
 		for i, p := range a.Providers {
 			pp := fmt.Sprintf("%s.providers[%d]", path, i)
-			if _, ok := v.cfg.Providers[p]; !ok {
+			pc, ok := v.cfg.Providers[p]
+			if !ok {
 				v.add(pp, didYouMean(p, providers), "unknown provider %q", p)
+				continue
+			}
+			bearer := bearerTypes[pc.Type]
+			switch {
+			case name == "api" && !bearer && pc.Type != "":
+				v.add(pp, "the api audience takes bearer-token providers: type jwt or introspection", "provider %q (type %s) cannot check API tokens", p, pc.Type)
+			case name != "api" && bearer:
+				v.add(pp, "bearer-token providers only serve the api audience", "provider %q (type %s) has no browser sign-in", p, pc.Type)
 			}
 		}
 	}
@@ -347,7 +360,7 @@ func (v *validator) routes() {
 				v.add(ap, didYouMean(a, audienceKinds), "unknown audience %q", a)
 				continue
 			}
-			if a != "public" && a != "api" && len(v.cfg.Audiences[a].Providers) == 0 {
+			if a != "public" && len(v.cfg.Audiences[a].Providers) == 0 {
 				v.add(ap, fmt.Sprintf("add audiences.%s.providers", a), "audience %q has no providers to sign in with", a)
 			}
 		}

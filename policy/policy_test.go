@@ -16,7 +16,9 @@ version: 1
 audiences:
   workforce: { providers: [corp] }
   customer: { providers: [shop] }
+  api: { providers: [tokens] }
 providers:
+  tokens: { type: jwt, issuer: "https://issuer.example", audiences: [orders] }
   corp: { type: static, users: [{ sub: u1 }] }
   shop: { type: static, users: [{ sub: c1 }] }
 `
@@ -261,7 +263,7 @@ routes:
   - { name: two, match: { host: a.example.com, path: /x }, audience: public, upstream: "http://u" }
   - { name: three, match: { host: a.example.com, path: /y, methods: [GET, POST] }, audience: public, upstream: "http://u" }
   - { name: four, match: { host: a.example.com, path: /y, methods: [POST] }, audience: public, upstream: "http://u" }
-`, `test.yaml:12:18: routes[1].match: route "two" matches the same requests as route "one" (routes[0])`},
+`, `test.yaml:14:18: routes[1].match: route "two" matches the same requests as route "one" (routes[0])`},
 		{"overlapping methods", `
 routes:
   - { name: three, match: { host: a.example.com, path: /y, methods: [GET, POST] }, audience: public, upstream: "http://u" }

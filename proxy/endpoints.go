@@ -78,6 +78,13 @@ func (g *Gateway) Ready() error {
 			}
 		}
 	}
+	for _, name := range sortedNames(s.opts.Bearer) {
+		if rc, ok := s.opts.Bearer[name].(providers.ReadinessChecker); ok {
+			if err := rc.Ready(); err != nil {
+				return errors.New(name + ": " + err.Error())
+			}
+		}
+	}
 	return nil
 }
 

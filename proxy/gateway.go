@@ -275,6 +275,10 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 		if aud != identity.API {
 			continue
 		}
+		// Every api provider gets its say (two issuers, or JWT beside
+		// introspection): the first that accepts the token wins; the token
+		// is refused only when it is present and nobody accepts it.
+		var refusal error
 		for _, name := range s.pol.Providers(identity.API) {
 			b, ok := s.opts.Bearer[name]
 			if !ok {
@@ -282,15 +286,19 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 			}
 			id, err := b.Authenticate(r.Context(), r)
 			if err != nil {
-				return principal{}, err
+				refusal = errors.Join(refusal, fmt.Errorf("%s: %w", name, err))
+				continue
 			}
 			if id != nil {
 				id.Audience = identity.API
 				if id.Provider == "" {
 					id.Provider = name
 				}
-				return principal{id: id, key: "bearer\x00" + tokenKey(r)}, nil
+				return principal{id: id, key: "bearer\x00" + name + "\x00" + tokenKey(r)}, nil
 			}
+		}
+		if refusal != nil {
+			return principal{}, refusal
 		}
 	}
 	store := s.opts.Sessions

@@ -19,6 +19,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/providers"
+	"github.com/gatehouse-dev/gatehouse/providers/bearer"
+	"github.com/gatehouse-dev/gatehouse/providers/oidc"
+	"github.com/gatehouse-dev/gatehouse/providers/saml"
 	"github.com/gatehouse-dev/gatehouse/providers/static"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
@@ -153,6 +156,9 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 
 	// Providers, in a stable order.
 	o.Providers = map[string]providers.Provider{}
+	// Bearer-token providers (jwt, introspection) check API tokens only:
+	// they go into o.Bearer, never into o.Providers (no browser sign-in).
+	o.Bearer = map[string]providers.BearerAuthenticator{}
 	names := make([]string, 0, len(cfg.Providers))
 	for n := range cfg.Providers {
 		names = append(names, n)
@@ -164,6 +170,28 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		case pc.Static != nil:
 			log.Warn("provider "+name+" is of type static: anyone can sign in as any of its users. For tests and demos only, never production", zap.String("provider", name))
 			o.Providers[name] = static.New(name, pc.Static, proxy.Prefix+"static/"+name)
+		case pc.JWT != nil, pc.Introspection != nil:
+			b, err := bearer.New(cfg, name, bearer.Env{Logger: log})
+			if err != nil {
+				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+			}
+			o.Bearer[name] = b
+		case pc.OIDC != nil, pc.Google != nil, pc.Microsoft != nil, pc.GitLab != nil, pc.GitHub != nil:
+			// No I/O here: OIDC discovery is lazy, so a provider that is
+			// down does not stop Gatehouse from starting (readiness says).
+			p, err := oidc.NewFromSettings(name, pc.Settings(), oidc.Env{Logger: log})
+			if err != nil {
+				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+			}
+			o.Providers[name] = p
+		case pc.SAML != nil:
+			// Reads the SP key pair (and a metadata file) now; a metadata
+			// URL is fetched in the background (readiness says).
+			p, err := saml.New(name, pc.SAML, saml.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log})
+			if err != nil {
+				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+			}
+			o.Providers[name] = p
 		default:
 			return o, nil, fmt.Errorf("providers.%s: type %q is not supported yet", name, pc.Type)
 		}
