@@ -47,6 +47,20 @@ type Refresher interface {
 	Refresh(ctx context.Context, id *identity.Identity, tokens map[string]string) (*identity.Identity, map[string]string, error)
 }
 
+// TokenCompleter is implemented by providers that return tokens with the
+// identity (OIDC: id_token, access and refresh tokens, the OP session id
+// "sid"). Tokens are never part of the Identity; the proxy keeps only those
+// it needs in the session.
+type TokenCompleter interface {
+	CompleteWithTokens(ctx context.Context, r *http.Request, a *Attempt) (*identity.Identity, map[string]string, error)
+}
+
+// TokenLogoutProvider is LogoutProvider with the session's tokens (an
+// id_token_hint for OIDC RP-initiated logout).
+type TokenLogoutProvider interface {
+	LogoutWithTokens(ctx context.Context, id *identity.Identity, tokens map[string]string, returnURL string) (string, error)
+}
+
 // LogoutProvider is implemented by providers with single logout: it
 // returns where to send the browser to end the IdP session, or "" when
 // nothing is needed.
@@ -125,6 +139,8 @@ type Attempt struct {
 	StepUp *StepUp `json:"step_up,omitempty"`
 	// Prompt asks the provider for a specific screen ("login", "create").
 	Prompt string `json:"prompt,omitempty"`
+	// LoginHint pre-fills the provider's sign-in (an email or username).
+	LoginHint string `json:"login_hint,omitempty"`
 	// Data is provider-private state from Begin (PKCE verifier, request id).
 	Data map[string]string `json:"data,omitempty"`
 	// Created is when the attempt started.

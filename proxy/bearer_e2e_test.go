@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/gatehouse-dev/gatehouse/internal/app"
 )
 

@@ -204,6 +204,7 @@ func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 		ReturnURL:   rd,
 		StepUp:      step,
 		Prompt:      q.Get("prompt"),
+		LoginHint:   loginHint(q.Get("login_hint")),
 		Created:     g.now(),
 	}
 	red, err := p.Begin(r.Context(), a)
@@ -317,7 +318,13 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response was already used. Please start again.")
 		return
 	}
-	id, err := p.Complete(r.Context(), r, &a)
+	var id *identity.Identity
+	var tokens map[string]string
+	if tc, ok := p.(providers.TokenCompleter); ok {
+		id, tokens, err = tc.CompleteWithTokens(r.Context(), r, &a)
+	} else {
+		id, err = p.Complete(r.Context(), r, &a)
+	}
 	if err != nil {
 		g.loginFailed(s, w, r, rec, name, err, a.ReturnURL, string(a.Audience))
 		return
@@ -328,7 +335,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		id.AuthTime = g.now()
 	}
 	stepUpUnmet := a.StepUp != nil && !a.StepUp.SatisfiedBy(id, g.now())
-	if err := g.startSession(s, w, r, rec, name, id); err != nil {
+	if err := g.startSession(s, w, r, rec, name, id, keptTokens(tokens)); err != nil {
 		g.loginFailed(s, w, r, rec, name, err, a.ReturnURL, string(a.Audience))
 		return
 	}
@@ -347,8 +354,8 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 
 // startSession saves a new session for a fresh identity. A new session id
 // at every sign-in is the session fixation defence.
-func (g *Gateway) startSession(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, name string, id *identity.Identity) error {
-	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now()}
+func (g *Gateway) startSession(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, name string, id *identity.Identity, tokens map[string]string) error {
+	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now(), Tokens: tokens}
 	if err := s.opts.Sessions.Save(w, r, sess); err != nil {
 		return err
 	}
@@ -384,11 +391,41 @@ func (g *Gateway) unsolicited(s *snapshot, w *statusWriter, r *http.Request, rec
 	if id.AuthTime.IsZero() {
 		id.AuthTime = g.now()
 	}
-	if err := g.startSession(s, w, r, rec, name, id); err != nil {
+	if err := g.startSession(s, w, r, rec, name, id, nil); err != nil {
 		g.loginFailed(s, w, r, rec, name, err, "/", string(aud))
 		return
 	}
 	http.Redirect(w, r, g.returnURL(s, rd, rec), http.StatusSeeOther)
+}
+
+// keptTokens is what the session keeps of a provider's tokens: the id_token
+// (the hint for RP-initiated logout) and the OP session id (back-channel
+// logout). Access and refresh tokens are not kept until a route asks to
+// forward them, so cookies stay small and nothing leaks by default.
+func keptTokens(t map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{"id_token", "sid"} {
+		if v := t[k]; v != "" {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// loginHint accepts a short, printable login_hint, dropping anything else.
+func loginHint(h string) string {
+	if len(h) > 256 {
+		return ""
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] < 0x20 || h[i] == 0x7f {
+			return ""
+		}
+	}
+	return h
 }
 
 // callbackPath is a provider's callback path relative to Prefix.
@@ -464,7 +501,17 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 			g.fail(s, w, r, rec, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 			return
 		}
-		s.opts.Pages.Logout(w, pages.LogoutPage{Action: Prefix + "logout", CSRFToken: tok, Audiences: auds, ReturnURL: rd})
+		// Browsers apply form-action to the redirect that follows the POST,
+		// so the IdPs' origins (where single logout goes) must be allowed.
+		var origins []string
+		for _, name := range sortedNames(s.opts.Providers) {
+			if iss, ok := s.opts.Providers[name].(interface{ Issuer() string }); ok {
+				if u, err := url.Parse(iss.Issuer()); err == nil && u.Host != "" {
+					origins = append(origins, u.Scheme+"://"+u.Host)
+				}
+			}
+		}
+		s.opts.Pages.Logout(w, pages.LogoutPage{Action: Prefix + "logout", CSRFToken: tok, Audiences: auds, ReturnURL: rd, FormOrigins: origins})
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		var want string
@@ -480,13 +527,24 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 		if len(chosen) == 0 {
 			chosen = auds
 		}
+		rd := g.returnURL(s, r.PostFormValue(pages.FieldReturnTo), rec)
+		// Local sign-out always happens first and always works; then, if
+		// the provider has single logout, the browser goes there too.
+		var idpLogout string
 		for _, a := range chosen {
-			if contains(auds, a) {
-				store.Clear(w, r, identity.Audience(a))
+			if !contains(auds, a) {
+				continue
 			}
+			if p, _, err := store.Load(r, identity.Audience(a)); err == nil && idpLogout == "" {
+				idpLogout = g.providerLogout(s, r, rec, p, rd)
+			}
+			store.Clear(w, r, identity.Audience(a))
 		}
 		rec.reason = "logout"
-		rd := g.returnURL(s, r.PostFormValue(pages.FieldReturnTo), rec)
+		if idpLogout != "" {
+			http.Redirect(w, r, idpLogout, http.StatusSeeOther)
+			return
+		}
 		if rd != "/" {
 			http.Redirect(w, r, rd, http.StatusSeeOther)
 			return
@@ -495,6 +553,35 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 	default:
 		g.fail(s, w, r, rec, http.StatusMethodNotAllowed, "Not allowed", "This kind of request is not supported.")
 	}
+}
+
+// providerLogout asks the session's provider where to end the IdP session
+// (OIDC end_session_endpoint, SAML SLO); "" when it has none or fails,
+// which never blocks the local sign-out.
+func (g *Gateway) providerLogout(s *snapshot, r *http.Request, rec *accessRecord, p *session.Payload, rd string) string {
+	prov, ok := s.opts.Providers[p.Identity.Provider]
+	if !ok {
+		return ""
+	}
+	back := rd
+	if strings.HasPrefix(back, "/") {
+		back = s.origin(r) + back
+	}
+	var u string
+	var err error
+	switch lp := prov.(type) {
+	case providers.TokenLogoutProvider:
+		u, err = lp.LogoutWithTokens(r.Context(), &p.Identity, p.Tokens, back)
+	case providers.LogoutProvider:
+		u, err = lp.Logout(r.Context(), &p.Identity, back)
+	default:
+		return ""
+	}
+	if err != nil {
+		g.log.Warn("single logout at the provider failed; signed out locally", zap.String("request_id", rec.rid), zap.String("provider", prov.Name()), zap.Error(err))
+		return ""
+	}
+	return u
 }
 
 // whoamiSession is one audience's session as /.gatehouse/whoami shows it.

@@ -100,6 +100,9 @@ func (p *Provider) authParams(a *providers.Attempt) url.Values {
 	if prompt != "" {
 		v.Set("prompt", prompt)
 	}
+	if a.LoginHint != "" {
+		v.Set("login_hint", a.LoginHint)
+	}
 	if len(acr) > 0 {
 		v.Set("acr_values", strings.Join(acr, " "))
 	}
