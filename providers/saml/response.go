@@ -135,6 +135,7 @@ func inspect(raw []byte) *providers.LoginError {
 		direct  []*etree.Element
 		nested  []string
 		comment bool
+		tooDeep bool
 	)
 	var walk func(e *etree.Element, depth int)
 	walk = func(e *etree.Element, depth int) {
@@ -160,7 +161,7 @@ func inspect(raw []byte) *providers.LoginError {
 				if depth < 64 {
 					walk(t, depth+1)
 				} else {
-					comment = comment || len(t.Child) > 0 // too deep to be a real response
+					tooDeep = true // no real response nests this deep
 				}
 			}
 		}
@@ -168,14 +169,16 @@ func inspect(raw []byte) *providers.LoginError {
 	walk(root, 0)
 	status := statusOf(root)
 	switch {
+	case tooDeep:
+		return providers.Fail("malformed", publicRetry, errors.New("response nests elements more than 64 deep"))
 	case dupID != "":
-		return providers.Fail("signature_wrapping", publicRetry, fmt.Errorf("two elements share the ID %q", dupID))
+		return providers.Fail("signature_wrapping", publicRetry, fmt.Errorf("two elements share the ID %q", clip(dupID)))
 	case len(nested) > 0:
-		return providers.Fail("signature_wrapping", publicRetry, fmt.Errorf("assertion outside its place in the Response: %s", strings.Join(nested, ", ")))
+		return providers.Fail("signature_wrapping", publicRetry, fmt.Errorf("assertion outside its place in the Response: %s", clip(strings.Join(nested, ", "))))
 	case len(status) == 0:
 		return providers.Fail("malformed", publicRetry, errors.New("response has no Status"))
 	case status[0] != crewjam.StatusSuccess:
-		return providers.Fail("idp_refused", publicRefused, fmt.Errorf("IdP answered with status %s", strings.Join(status, " ")))
+		return providers.Fail("idp_refused", publicRefused, fmt.Errorf("IdP answered with status %s", clip(strings.Join(status, " "))))
 	case len(direct) > 1:
 		return providers.Fail("multiple_assertions", publicRetry, fmt.Errorf("response carries %d assertions", len(direct)))
 	case len(direct) == 0:
@@ -203,6 +206,14 @@ func statusOf(root *etree.Element) []string {
 		break
 	}
 	return codes
+}
+
+// clip bounds attacker-chosen text put in a (logged) error.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
 }
 
 func hasSignature(e *etree.Element) bool {
@@ -266,8 +277,21 @@ func classify(err error) *providers.LoginError {
 		// encrypted assertion in an unsigned Response, unsigned inside.
 		reason = "unsigned"
 	}
-	return providers.Fail(reason, public, cause)
+	return providers.Fail(reason, public, bounded{cause})
 }
+
+// bounded keeps a crewjam error's message short in the log (it may quote
+// attacker-chosen values) while errors.Is still sees the cause.
+type bounded struct{ err error }
+
+func (b bounded) Error() string {
+	if m := b.err.Error(); len(m) > 500 {
+		return m[:500] + "…"
+	}
+	return b.err.Error()
+}
+
+func (b bounded) Unwrap() error { return b.err }
 
 // checkTimes applies clock_skew (crewjam allows a fixed three minutes;
 // Gatehouse's default is two). crewjam has already refused what is outside

@@ -355,6 +355,8 @@ func TestCallbackStateAndACSInput(t *testing.T) {
 	check("empty", post("", a.State), "missing_response")
 	check("not XML", post(base64.StdEncoding.EncodeToString([]byte("hello")), a.State), "malformed")
 	check("not a Response", post(base64.StdEncoding.EncodeToString([]byte(`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"/>`)), a.State), "malformed")
+	deep := `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">` + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + `</samlp:Response>`
+	check("too deep", post(base64.StdEncoding.EncodeToString([]byte(deep)), a.State), "malformed")
 	check("GET", httptest.NewRequest(http.MethodGet, testACS, nil), "bad_method")
 
 	art := httptest.NewRequest(http.MethodPost, testACS, strings.NewReader("SAMLart=AAQAA&RelayState="+a.State))
