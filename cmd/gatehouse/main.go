@@ -26,6 +26,7 @@ Usage:
   gatehouse explain  -c FILE --url URL [--method M] [identity flags]
                                        show the route, rule and decision for a request
   gatehouse keys                       generate a session key and an assertion signing key
+  gatehouse keys saml [--cn NAME]      generate a SAML service provider key pair
   gatehouse schema                     print the JSON Schema of gatehouse.yaml
   gatehouse version                    print the version
 

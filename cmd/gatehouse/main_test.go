@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -123,5 +124,21 @@ func TestUnknownCommandAndVersion(t *testing.T) {
 	}
 	if code, stdout, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(stdout, "gatehouse ") {
 		t.Fatalf("exit %d: %s", code, stdout)
+	}
+}
+
+func TestKeysSAML(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := dir+"/sp.crt", dir+"/sp.key"
+	code, stdout, stderr := runCLI(t, "keys", "saml", "--cn", "gate.example.com", "--cert-out", cert, "--key-out", key)
+	if code != 0 || !strings.Contains(stdout, "SAML SP key pair written") {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	fi, err := os.Stat(key)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %v mode %v", err, fi.Mode())
+	}
+	if code, _, stderr := runCLI(t, "keys", "saml", "--cert-out", cert, "--key-out", key); code != 1 || !strings.Contains(stderr, "refusing to overwrite") {
+		t.Fatalf("overwrite: exit %d %s", code, stderr)
 	}
 }
