@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,6 +28,26 @@ func defaultTransport() *http.Transport {
 	return t
 }
 
+// copyBuffers lends the reverse proxies their 32 KiB response-copy buffers,
+// which they would otherwise allocate and zero for every response.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == 32<<10 {
+		buf = buf[:cap(buf)]
+		b.p.Put(&buf)
+	}
+}
+
 // newReverseProxy builds the route's single-shot reverse proxy. Its Rewrite
 // hook only rewrites the address and forwarding headers: the decision and
 // the identity headers were settled before it runs.
@@ -41,7 +62,8 @@ func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *http
 	}
 	log := s.opts.Logger
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			_, trusted := s.peer(pr.In.RemoteAddr)
 			if trusted {

@@ -104,6 +104,7 @@ type CookieStore struct {
 	dec      []securecookie.Codec // all keys, decode limit maxEncoded
 	names    map[identity.Audience]string
 	byName   map[string]identity.Audience
+	cache    *decodeCache
 	gorilla  GorillaStore
 	ageSecs  int // Lifetime in whole seconds, rounded up
 	sameSite http.SameSite
@@ -176,6 +177,7 @@ func NewCookieStore(o Options) (*CookieStore, error) {
 		names:    make(map[identity.Audience]string, len(identity.Audiences)),
 		byName:   make(map[string]identity.Audience, len(identity.Audiences)),
 		ageSecs:  ceilSeconds(o.Lifetime),
+		cache:    newDecodeCache(),
 		sameSite: o.SameSite,
 	}
 	s.gorilla.s = s
@@ -419,9 +421,13 @@ func (s *CookieStore) read(r *http.Request, name string, aud identity.Audience) 
 		return nil, fmt.Errorf("%w: oversized cookie", ErrInvalid)
 	}
 
-	p := new(Payload)
-	if err := securecookie.DecodeMulti(name, value, p, s.dec...); err != nil {
-		return nil, decodeError(err)
+	now := s.o.Now()
+	p, hit := s.cache.get(name, value, now)
+	if !hit {
+		p = new(Payload)
+		if err := securecookie.DecodeMulti(name, value, p, s.dec...); err != nil {
+			return nil, decodeError(err)
+		}
 	}
 	// The MAC covers the cookie name, which names the audience; checking
 	// the payload as well keeps that binding if names ever change.
@@ -431,7 +437,9 @@ func (s *CookieStore) read(r *http.Request, name string, aud identity.Audience) 
 	if p.ID == "" {
 		return nil, fmt.Errorf("%w: session without id", ErrInvalid)
 	}
-	now := s.o.Now()
+	if !hit {
+		s.cache.put(name, value, p, now)
+	}
 	if now.Sub(p.Created) > s.o.Lifetime {
 		return nil, fmt.Errorf("%w: lifetime %v exceeded", ErrExpired, s.o.Lifetime)
 	}
