@@ -95,21 +95,41 @@ func startQuickstart(t *testing.T) string {
 
 func newBrowser(t *testing.T, width, height int) context.Context {
 	t.Helper()
+	exe := chromiumPath(t)
+	// Not t.TempDir: its single RemoveAll runs right after chromium is
+	// killed and sometimes fails ("directory not empty") while one of
+	// chromium's helper processes still writes to the profile.
+	dir, err := os.MkdirTemp("", "gatehouse-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.ExecPath(exe),
 		chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(dir),
 		chromedp.WindowSize(width, height),
 	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	ctx, cancelC := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
+	t.Cleanup(func() {
+		cancelC()
+		cancelB()
+		cancelA() // kills chromium and waits for it
+		for i := 0; os.RemoveAll(dir) != nil && i < 20; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// The window size is not the viewport: headless chromium's window is
+	// at least 500 pixels wide and its height includes the browser's bars.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
 	return ctx
 }
 
@@ -148,7 +168,9 @@ func TestBrowserSignInFlow(t *testing.T) {
 		chromedp.WaitVisible(`form button[type="submit"]`, chromedp.ByQuery),
 		shot(t, ctx, "logout-phone.png"),
 		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`h1`, chromedp.ByQuery),
+		// Not h1: the confirmation page being left has one too. The
+		// notice's "Sign in again" link is on the signed-out page only.
+		chromedp.WaitVisible(`a.btn:not(.btn-alt)[href="/"]`, chromedp.ByQuery),
 		chromedp.Text(`body`, &signedOut, chromedp.ByQuery),
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(`button[name="user"]`, chromedp.ByQuery),

@@ -16,6 +16,9 @@
 //   ENCRYPT_ASSERTION=1                   encrypt assertions to the SP (a
 //                                         request can also ask with the
 //                                         header "X-Test-Encrypt: 1")
+//   MEMBER_OF                             the test account's groups,
+//                                         comma-separated (default
+//                                         "staff,it-admins")
 //
 // Endpoints:
 //
@@ -28,7 +31,7 @@
 // {"acs", "SAMLResponse", "RelayState"} for tests that post it themselves.
 // The assertion is signed; the NameID is "alice-0001" (persistent), with
 // the attributes mail (alice@example.com), displayName (Alice Example) and
-// memberOf (staff, it-admins). The AuthnContextClassRef is
+// memberOf (staff, it-admins, or MEMBER_OF). The AuthnContextClassRef is
 // PasswordProtectedTransport, or the REFEDS MFA class when the request asks
 // for it. A test can send "X-Test-Audience: <entity id>" to have the
 // assertion name another audience (a negative case).
@@ -52,7 +55,7 @@ const user = {
   nameID: 'alice-0001',
   mail: 'alice@example.com',
   displayName: 'Alice Example',
-  memberOf: ['staff', 'it-admins'],
+  memberOf: (process.env.MEMBER_OF ?? 'staff,it-admins').split(',').map((g) => g.trim()).filter(Boolean),
 };
 const PWD = 'urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport';
 const MFA = 'https://refeds.org/profile/mfa';
