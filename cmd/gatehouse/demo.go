@@ -56,7 +56,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
             %[1]s/.gatehouse/whoami   your sessions
   Users     alice (employee), bob (admin, MFA), carol (contractor: denied), dana (customer)
   Metrics   http://127.0.0.1:9090/metrics (admin listener)
-  Try       gatehouse explain -c examples/quickstart/gatehouse.yaml --url %[1]s/admin --groups staff
+  Try       go run ./cmd/gatehouse explain -c examples/quickstart/gatehouse.yaml --url %[1]s/admin --groups staff
 
 `, c.Server.PublicURL)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
