@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,22 +28,29 @@ func defaultTransport() *http.Transport {
 }
 
 // copyBuffers lends the reverse proxies their 32 KiB response-copy buffers,
-// which they would otherwise allocate and zero for every response.
-var copyBuffers = &bufferPool{}
+// which they would otherwise allocate and zero for every response. A
+// buffered channel, unlike sync.Pool behind this []byte interface, costs no
+// allocation per Put.
+var copyBuffers = &bufferPool{c: make(chan []byte, 512)}
 
-type bufferPool struct{ p sync.Pool }
+type bufferPool struct{ c chan []byte }
 
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	select {
+	case buf := <-b.c:
+		return buf
+	default:
+		return make([]byte, 32<<10)
 	}
-	return make([]byte, 32<<10)
 }
 
 func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) == 32<<10 {
-		buf = buf[:cap(buf)]
-		b.p.Put(&buf)
+	if cap(buf) != 32<<10 {
+		return
+	}
+	select {
+	case b.c <- buf[:cap(buf)]:
+	default: // pool full: let the GC have it
 	}
 }
 
@@ -75,7 +81,7 @@ func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *http
 			}
 			pr.SetURL(target)
 			pr.SetXForwarded()
-			if !s.redirects.AllowHost(pr.In.Host) {
+			if pr.In.Host != s.publicHost && !s.redirects.AllowHost(pr.In.Host) {
 				// A Host the gateway does not serve (a route without host
 				// matched it) is not passed on as X-Forwarded-Host, where an
 				// upstream might build links from it.
@@ -143,7 +149,7 @@ func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d
 			setHeader(r.Header, f.Groups, strings.Join(id.Groups, ","))
 		}
 		if f.Roles != "" {
-			setHeader(r.Header, f.Roles, strings.Join(s.pol.RoleNames(d.Roles), ","))
+			setHeader(r.Header, f.Roles, s.roleHeader(d.Roles))
 		}
 		for _, c := range f.Claims {
 			setHeader(r.Header, c[0], id.Extra[c[1]])
@@ -228,26 +234,31 @@ func stripOwnCookies(h http.Header, prefix string) {
 	if !found {
 		return
 	}
-	var kept []string
+	// One pass, one allocation: copy the pairs that are not ours.
+	var b strings.Builder
 	for _, v := range vals {
-		for _, part := range strings.Split(v, ";") {
-			pair := strings.TrimSpace(part)
+		for v != "" {
+			var pair string
+			pair, v, _ = strings.Cut(v, ";")
+			pair = strings.TrimSpace(pair)
 			if pair == "" {
 				continue
 			}
 			name, _, _ := strings.Cut(pair, "=")
-			name = strings.TrimSpace(name)
-			if ownCookieName(name, prefix) {
+			if ownCookieName(strings.TrimSpace(name), prefix) {
 				continue
 			}
-			kept = append(kept, pair)
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(pair)
 		}
 	}
-	if len(kept) == 0 {
+	if b.Len() == 0 {
 		delete(h, "Cookie")
 		return
 	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	h["Cookie"] = []string{b.String()}
 }
 
 // ownCookieName reports whether a cookie name is one of Gatehouse's own.
@@ -275,4 +286,18 @@ func dropOwnSetCookies(h http.Header, prefix string) {
 		return
 	}
 	h["Set-Cookie"] = kept
+}
+
+// roleHeader is the comma-joined role names of a role set, memoized per
+// set: role sets repeat across requests, and the policy behind a snapshot
+// never changes.
+func (s *snapshot) roleHeader(set policy.RoleSet) string {
+	if v, ok := s.roleNames.Load(set); ok {
+		return v.(string)
+	}
+	v := strings.Join(s.pol.RoleNames(set), ",")
+	if s.roleNamesLen.Add(1) <= 4096 { // bounded: stop memoizing past 4096 sets
+		s.roleNames.Store(set, v)
+	}
+	return v
 }

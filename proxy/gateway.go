@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,6 +94,9 @@ type snapshot struct {
 	// provider names; endpoints holds providers' extra endpoints.
 	callbacks map[string]string
 	endpoints map[string]http.Handler
+	// roleNames memoizes role headers by role set (see roleHeader).
+	roleNames    sync.Map
+	roleNamesLen atomic.Int64
 }
 
 // New builds a Gateway.
@@ -196,7 +200,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		g.logAccess(s, r, sw, rec)
 		decision := "gatehouse"
-		if rec.decision != nil {
+		if rec.decided {
 			decision = rec.decision.Effect.String()
 		} else if rec.route == "" {
 			decision = "refused"
@@ -251,9 +255,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 5. Decide.
-	d := s.pol.Decide(route, who.id, req, start)
-	rec.decision = &d
-	g.respond(s, sw, r, rec, &d, who, path)
+	rec.decision = s.pol.Decide(route, who.id, req, start)
+	rec.decided = true
+	g.respond(s, sw, r, rec, &rec.decision, who, path)
 }
 
 // principal is who a request authenticated as: a browser session or a

@@ -25,7 +25,8 @@ type accessRecord struct {
 	rid         string
 	peer        netip.Addr
 	route       string
-	decision    *policy.Decision
+	decision    policy.Decision // valid when decided
+	decided     bool
 	user        *identity.Identity
 	reason      string // set when no decision was made (bad path, gateway endpoint outcome)
 	sessionNote string
@@ -103,7 +104,8 @@ func (g *Gateway) logAccess(s *snapshot, r *http.Request, w *statusWriter, rec *
 	if rec.peer.IsValid() {
 		fields = append(fields, zap.String("client", rec.peer.String()))
 	}
-	if d := rec.decision; d != nil {
+	if rec.decided {
+		d := &rec.decision
 		fields = append(fields, zap.String("decision", d.Effect.String()), zap.String("reason", string(d.Reason)))
 		if d.Audience != "" {
 			fields = append(fields, zap.String("login_audience", string(d.Audience)))
