@@ -240,7 +240,12 @@ func (g *Gateway) postForm(s *snapshot, w http.ResponseWriter, red *providers.Re
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action *; frame-ancestors 'none'; base-uri 'none'")
+	// The form may only go to the provider it names.
+	target := "'none'"
+	if u, err := url.Parse(red.URL); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		target = u.Scheme + "://" + u.Host
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; form-action "+target+"; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte(b.String()))
 }

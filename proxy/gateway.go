@@ -138,7 +138,6 @@ func (g *Gateway) Policy() *policy.Policy { return g.cur.Load().pol }
 func build(o Options) (*snapshot, error) {
 	cfg := o.Policy.Config
 	strip := append(o.Policy.HeaderNames(), cfg.Server.StripHeaders...)
-	strip = append(strip, "X-Request-Id-Gatehouse")
 	san, err := headers.NewSanitizer(strip)
 	if err != nil {
 		return nil, fmt.Errorf("identity headers: %w", err)
