@@ -16,11 +16,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,39 +129,7 @@ func (g *bidpGateway) waitReady(t *testing.T) {
 // callback and post-logout URIs are the gateway's. It returns the issuer.
 func startBrowserOP(t *testing.T, redirectURI, postLogoutURI string) string {
 	t.Helper()
-	node, dir := nodeOP(t)
-	cmd := exec.Command(node, "server.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_ID="+opClientID, "CLIENT_SECRET="+opClientSecret,
-		"REDIRECT_URI="+redirectURI, "POST_LOGOUT_REDIRECT_URI="+postLogoutURI, "NODE_NO_WARNINGS=1")
-	issuer := make(chan string, 1)
-	cmd.Stdout = &announceWriter{prefix: "listening ", found: issuer}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("OP stderr:\n%s", stderr.String())
-		}
-	})
-	select {
-	case iss := <-issuer:
-		return iss
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the OP did not start in 30s; stderr:\n%s", stderr.String())
-	}
-	return ""
+	return startOPWith(t, []string{redirectURI}, postLogoutURI)
 }
 
 // navTrace records the browser's document requests, redirect hops
@@ -262,49 +228,11 @@ func echoHeaders(out *map[string]string) chromedp.Action {
 	})()`, out)
 }
 
-// newPhoneBrowser is newBrowser (same flags, the same 60s limit) with a
-// phone's viewport and a profile removal that cannot fail the test.
-// newBrowser's profile is a t.TempDir, removed by a single RemoveAll right
-// after chromium is killed; that sometimes fails ("directory not empty")
-// while one of chromium's helper processes, not yet gone, still writes to
-// it. Here the removal is retried for a second.
+// newPhoneBrowser is newBrowser at a phone's size, emulated as a mobile
+// device.
 func newPhoneBrowser(t *testing.T) context.Context {
 	t.Helper()
-	exe := chromiumPath(t)
-	dir, err := os.MkdirTemp("", "gatehouse-e2e-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(dir),
-		chromedp.WindowSize(390, 844),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() {
-		cancelC()
-		cancelB()
-		cancelA() // kills chromium and waits for it
-		for i := 0; ; i++ {
-			err := os.RemoveAll(dir)
-			if err == nil {
-				break
-			}
-			if i == 20 {
-				t.Logf("chromium profile %s not removed: %v", dir, err)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
+	ctx := newBrowser(t, 390, 844)
 	if err := chromedp.Run(ctx, phoneViewport()); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}

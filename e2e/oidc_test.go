@@ -73,11 +73,18 @@ func nodeOP(t *testing.T) (node, dir string) {
 // startOP runs the independent OP and returns its issuer URL.
 func startOP(t *testing.T, redirectURIs ...string) string {
 	t.Helper()
+	return startOPWith(t, redirectURIs, opLogout)
+}
+
+// startOPWith runs the independent OP with the given redirect and
+// post-logout URIs and returns its issuer URL.
+func startOPWith(t *testing.T, redirectURIs []string, postLogoutURI string) string {
+	t.Helper()
 	node, dir := nodeOP(t)
 	cmd := exec.Command(node, "server.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_ID="+opClientID, "CLIENT_SECRET="+opClientSecret,
-		"REDIRECT_URI="+strings.Join(redirectURIs, ","), "POST_LOGOUT_REDIRECT_URI="+opLogout,
+		"REDIRECT_URI="+strings.Join(redirectURIs, ","), "POST_LOGOUT_REDIRECT_URI="+postLogoutURI,
 		"NODE_NO_WARNINGS=1")
 	issuer := make(chan string, 1)
 	cmd.Stdout = &announceWriter{prefix: "listening ", found: issuer}
