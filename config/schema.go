@@ -41,7 +41,7 @@ type schemaGen struct{ defs map[string]any }
 
 var enums = map[string][]string{
 	"Log.Format": {"json", "console"}, "Log.Level": {"debug", "info", "warn", "error"}, "Log.User": {"hash", "omit", "plain"},
-	"Session.Store": {"cookie"}, "Session.SameSite": {"lax", "strict", "none"},
+	"Session.Store": {"cookie", "server"}, "Session.SameSite": {"lax", "strict", "none"},
 	"Match.PathType": {"prefix", "exact", "regex"}, "SubRule.PathType": {"prefix", "exact", "regex"},
 	"Forward.UserClaim": {"sub", "email", "name"},
 }

@@ -11,6 +11,7 @@ type Config struct {
 	Server    Server              `yaml:"server" doc:"Listeners, public URL, trusted proxies and timeouts."`
 	Log       Log                 `yaml:"log" doc:"Logging format and how personal data appears in logs."`
 	Session   Session             `yaml:"session" doc:"Browser sessions: keys, lifetimes and cookie attributes."`
+	State     State               `yaml:"state" doc:"Where replicas share short-lived state (replay caches, revocations, rate limits, server-side sessions). Default: this process's memory."`
 	Assertion Assertion           `yaml:"assertion" doc:"The signed identity assertion (a JWT) sent to upstreams."`
 	Branding  Branding            `yaml:"branding" doc:"Look of the sign-in and error pages."`
 	Audiences map[string]Audience `yaml:"audiences" doc:"How each audience (workforce, customer, api, public) signs in."`
@@ -50,7 +51,7 @@ type Log struct {
 
 // Session configures browser sessions.
 type Session struct {
-	Store           string   `yaml:"store" doc:"Session store: cookie (default)."`
+	Store           string   `yaml:"store" doc:"Session store: cookie (default: the encrypted session lives in the browser) or server (the cookie carries only an opaque id; the session lives in the shared state)."`
 	CookieName      string   `yaml:"cookie_name" doc:"Base cookie name. Default gatehouse."`
 	Keys            []string `yaml:"keys" doc:"Secrets of at least 32 bytes (use ${ENV}). The first encrypts new cookies, all decrypt. Generate with 'gatehouse keys'."`
 	Idle            Duration `yaml:"idle" doc:"Idle timeout. Default 30m."`
@@ -58,6 +59,13 @@ type Session struct {
 	SameSite        string   `yaml:"same_site" doc:"lax (default), strict or none."`
 	Domain          string   `yaml:"domain" doc:"Cookie domain, to share sessions across subdomains. Empty: host-only (__Host- prefix)."`
 	InsecureCookies bool     `yaml:"insecure_cookies" doc:"Drop the Secure attribute. Only for plain-HTTP development on a non-localhost name."`
+}
+
+// State configures the shared short-lived state.
+type State struct {
+	RedisURL  string   `yaml:"redis_url" doc:"Redis to share state through: redis://[user:password@]host:port/db, rediss:// for TLS, redis+sentinel://[user:password@]host1:port,host2:port/master/db, or redis+cluster://host1:port,host2:port. Empty: keep state in this process (one replica only)."`
+	KeyPrefix string   `yaml:"key_prefix" doc:"Prefix of every Redis key. Default gatehouse:."`
+	Timeout   Duration `yaml:"timeout" doc:"Time limit of one Redis operation. Default 500ms."`
 }
 
 // Assertion configures the signed identity assertion.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -182,7 +183,7 @@ func validHostPattern(h string, withPort bool) bool {
 
 func (v *validator) session() {
 	s := v.cfg.Session
-	v.enum("session.store", s.Store, "cookie")
+	v.enum("session.store", s.Store, "cookie", "server")
 	v.enum("session.same_site", s.SameSite, "lax", "strict", "none")
 	for i, k := range s.Keys {
 		if len(k) < 32 {
@@ -197,6 +198,12 @@ func (v *validator) session() {
 	}
 	if s.Domain != "" && !validHostPattern(strings.TrimPrefix(s.Domain, "."), false) {
 		v.add("session.domain", "e.g. example.com", "invalid cookie domain %q", s.Domain)
+	}
+	if u := v.cfg.State.RedisURL; u != "" {
+		scheme, _, ok := strings.Cut(u, "://")
+		if !ok || !slices.Contains([]string{"redis", "rediss", "redis+sentinel", "redis+cluster"}, scheme) {
+			v.add("state.redis_url", "e.g. redis://127.0.0.1:6379/0", "unsupported Redis URL %q", redactURL(u))
+		}
 	}
 }
 
@@ -487,6 +494,8 @@ func applyDefaults(c *Config) {
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.User, "hash")
 	setStr(&c.Session.Store, "cookie")
+	setStr(&c.State.KeyPrefix, "gatehouse:")
+	setDur(&c.State.Timeout, 500*time.Millisecond)
 	setStr(&c.Session.CookieName, DefaultCookieName)
 	setStr(&c.Session.SameSite, "lax")
 	setDur(&c.Session.Idle, 30*time.Minute)
@@ -522,4 +531,15 @@ func setDur(p *Duration, def time.Duration) {
 	if *p == 0 {
 		*p = Duration(def)
 	}
+}
+
+// redactURL hides the password of a URL in error messages.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return raw
 }

@@ -209,3 +209,47 @@ func (e *LoginError) Is(target error) bool { return target == ErrLoginFailed }
 func Fail(reason, public string, err error) *LoginError {
 	return &LoginError{Reason: reason, Public: public, Err: err}
 }
+
+// SingleLogout is implemented by providers whose single logout is a
+// message the browser carries to the IdP and back (SAML SLO). StartLogout
+// returns where to send the browser (a GET to URL, or an auto-submitted
+// POST of Form); Data (the LogoutRequest id) is kept by the gateway in a
+// short-lived cookie and handed to ReceiveLogout with the IdP's answer.
+// The local session has already ended when StartLogout is called.
+type SingleLogout interface {
+	StartLogout(ctx context.Context, id *identity.Identity, tokens map[string]string, returnURL string) (*Redirect, error)
+}
+
+// LogoutReceiver is implemented by providers that receive logout messages
+// from their IdP: SAML LogoutRequest (IdP-initiated, front channel) and
+// LogoutResponse (the answer to StartLogout), OIDC back-channel logout
+// tokens. The gateway serves LogoutPath (relative to /.gatehouse/), calls
+// ReceiveLogout, ends the sessions the notice names on every replica, and
+// then calls notice.Respond when set.
+type LogoutReceiver interface {
+	LogoutPath() string
+	// ReceiveLogout validates the message in r (signature, issuer,
+	// destination, freshness, replay). data is what StartLogout returned
+	// when this browser began a logout here, or nil. An error refuses the
+	// message: it should be a *LoginError whose Reason is logged.
+	ReceiveLogout(ctx context.Context, r *http.Request, data map[string]string) (*LogoutNotice, error)
+}
+
+// LogoutNotice is what a valid logout message says.
+type LogoutNotice struct {
+	// Subject, when set, is the person (Identity.Subject) whose sessions
+	// from this provider end. With SessionIDs, only those IdP sessions end.
+	Subject string
+	// SessionIDs are IdP session ids (SAML SessionIndex, OIDC sid); with
+	// no Subject, every session carrying one of them ends.
+	SessionIDs []string
+	// Completed is true for the IdP's answer to a logout this gateway
+	// started (a SAML LogoutResponse); nothing more ends, and the browser
+	// goes back to the return URL kept when the logout began.
+	Completed bool
+	// Respond, when set, writes the answer the IdP expects (a SAML
+	// LogoutResponse sent back with the browser). ended is nil when the
+	// sessions ended, or why they could not. Without Respond the gateway
+	// answers 200 with an empty body (back channel) or a notice page.
+	Respond func(w http.ResponseWriter, r *http.Request, ended error)
+}

@@ -61,6 +61,8 @@ func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, 
 		g.logout(s, w, r, rec)
 	case name == "whoami":
 		g.whoami(s, w, r)
+	case name == "auth":
+		g.forwardAuth(s, w, r, rec)
 	default:
 		rec.reason = "gatehouse_not_found"
 		g.fail(s, w, r, rec, http.StatusNotFound, "Not found", "There is nothing here.")
