@@ -18,6 +18,7 @@ type Config struct {
 	Providers map[string]Provider `yaml:"providers" doc:"Identity providers by name. The type key selects the provider's settings."`
 	Roles     map[string]Role     `yaml:"roles" doc:"Roles, granted from IdP groups, email domains, emails or subjects, with inheritance."`
 	Routes    []Route             `yaml:"routes" doc:"Routes: what is matched, who may reach it, and where it goes."`
+	SCIM      SCIM                `yaml:"scim" doc:"A SCIM 2.0 /Users endpoint at /.gatehouse/scim/v2 through which an IdP deprovisions people (their sessions end on every replica)."`
 
 	// Source records where each key came from, for diagnostics.
 	Source *Source `yaml:"-"`
@@ -28,6 +29,7 @@ type Server struct {
 	Listen               string   `yaml:"listen" doc:"Public listen address. Default :8080."`
 	PublicURL            string   `yaml:"public_url" doc:"External base URL of the gateway, used for callbacks and the assertion issuer. Default http://localhost:8080."`
 	AdminListen          string   `yaml:"admin_listen" doc:"Address of the separate admin listener (metrics, health). Empty disables it. Never the public address."`
+	AdminToken           string   `yaml:"admin_token" doc:"Bearer secret (at least 32 bytes; use ${ENV}) required by the admin listener's write endpoints (session revocation). Without it those endpoints are off."`
 	TrustedProxies       []string `yaml:"trusted_proxies" doc:"CIDRs or IPs of proxies whose X-Forwarded-* and Forwarded headers are believed."`
 	AllowedRedirectHosts []string `yaml:"allowed_redirect_hosts" doc:"Extra hosts (exact or *.example.com) that return URLs may point to. Route hosts are allowed already."`
 	StripHeaders         []string `yaml:"strip_headers" doc:"Extra client header names (or Prefix-* patterns) always removed before forwarding."`
@@ -59,6 +61,11 @@ type Session struct {
 	SameSite        string   `yaml:"same_site" doc:"lax (default), strict or none."`
 	Domain          string   `yaml:"domain" doc:"Cookie domain, to share sessions across subdomains. Empty: host-only (__Host- prefix)."`
 	InsecureCookies bool     `yaml:"insecure_cookies" doc:"Drop the Secure attribute. Only for plain-HTTP development on a non-localhost name."`
+}
+
+// SCIM configures the deprovisioning endpoint.
+type SCIM struct {
+	Token string `yaml:"token" doc:"Bearer secret the IdP's provisioning connector sends (at least 32 bytes; use ${ENV}). Empty: no SCIM endpoint."`
 }
 
 // State configures the shared short-lived state.

@@ -199,6 +199,12 @@ func (v *validator) session() {
 	if s.Domain != "" && !validHostPattern(strings.TrimPrefix(s.Domain, "."), false) {
 		v.add("session.domain", "e.g. example.com", "invalid cookie domain %q", s.Domain)
 	}
+	if t := v.cfg.Server.AdminToken; t != "" && len(t) < 32 {
+		v.add("server.admin_token", "generate one with 'gatehouse keys'", "admin token is %d bytes; at least 32 are required", len(t))
+	}
+	if t := v.cfg.SCIM.Token; t != "" && len(t) < 32 {
+		v.add("scim.token", "generate one with 'gatehouse keys'", "SCIM token is %d bytes; at least 32 are required", len(t))
+	}
 	if u := v.cfg.State.RedisURL; u != "" {
 		scheme, _, ok := strings.Cut(u, "://")
 		if !ok || !slices.Contains([]string{"redis", "rediss", "redis+sentinel", "redis+cluster"}, scheme) {

@@ -11,14 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/providers"
-	"github.com/gatehouse-dev/gatehouse/providers/static"
 	"github.com/gatehouse-dev/gatehouse/proxy/pages"
 	"github.com/gatehouse-dev/gatehouse/session"
 )
@@ -52,6 +51,8 @@ func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, 
 		g.callback(s, w, r, rec, strings.TrimPrefix(name, "callback/"))
 	case s.callbacks[name] != "":
 		g.callback(s, w, r, rec, s.callbacks[name])
+	case s.logouts[name] != "":
+		g.receiveLogout(s, w, r, rec, s.logouts[name])
 	case s.endpoints[name] != nil:
 		rec.reason = "provider_endpoint"
 		s.endpoints[name].ServeHTTP(w, r)
@@ -61,7 +62,7 @@ func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, 
 		g.logout(s, w, r, rec)
 	case name == "whoami":
 		g.whoami(s, w, r)
-	case name == "auth":
+	case name == "auth" || strings.HasPrefix(name, "auth/"): // "auth/<path>": Envoy ext_authz
 		g.forwardAuth(s, w, r, rec)
 	default:
 		rec.reason = "gatehouse_not_found"
@@ -320,7 +321,14 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response does not belong to this browser. Please start again.")
 		return
 	}
-	if !g.used.claim(a.State, a.Created.Add(loginTTL), g.now()) {
+	first, err := s.opts.Shared.Once().Claim(r.Context(), "attempt:"+a.State, a.Created.Add(loginTTL))
+	if err != nil {
+		rec.reason = "state_unavailable"
+		g.log.Error("cannot record the sign-in attempt as used", zap.String("request_id", rec.rid), zap.Error(err))
+		g.unavailable(s, w, r, rec)
+		return
+	}
+	if !first {
 		rec.reason = "callback_replayed"
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-in failed", "This sign-in response was already used. Please start again.")
 		return
@@ -363,7 +371,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 // at every sign-in is the session fixation defence.
 func (g *Gateway) startSession(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, name string, id *identity.Identity, tokens map[string]string) error {
 	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now(), Tokens: tokens}
-	if err := s.opts.Sessions.Save(w, r, sess); err != nil {
+	if err := s.opts.Store.Save(w, r, sess); err != nil {
 		return err
 	}
 	rec.user = &sess.Identity
@@ -406,13 +414,15 @@ func (g *Gateway) unsolicited(s *snapshot, w *statusWriter, r *http.Request, rec
 }
 
 // keptTokens is what the session keeps of a provider's tokens: the id_token
-// (the hint for RP-initiated logout) and the OP session id (back-channel
-// logout). Access and refresh tokens are not kept until a route asks to
-// forward them, so cookies stay small and nothing leaks by default.
+// (the hint for RP-initiated logout), the IdP session id "sid" (OIDC sid,
+// SAML SessionIndex: back-channel and IdP-initiated logout) and the SAML
+// NameID details a LogoutRequest must repeat ("saml_*"). Access and
+// refresh tokens are not kept until a route asks to forward them, so
+// cookies stay small and nothing leaks by default.
 func keptTokens(t map[string]string) map[string]string {
 	out := map[string]string{}
-	for _, k := range []string{"id_token", "sid"} {
-		if v := t[k]; v != "" {
+	for k, v := range t {
+		if v != "" && (k == "id_token" || k == "sid" || strings.HasPrefix(k, "saml_")) {
 			out[k] = v
 		}
 	}
@@ -475,7 +485,10 @@ func (g *Gateway) loginFailed(s *snapshot, w *statusWriter, r *http.Request, rec
 
 // staticPicker shows the DEMO-ONLY user picker of a static provider.
 func (g *Gateway) staticPicker(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, name string) {
-	sp, ok := s.opts.Providers[name].(*static.Provider)
+	sp, ok := s.opts.Providers[name].(interface {
+		DisplayName() string
+		Users() []config.StaticUser
+	})
 	state := r.URL.Query().Get("state")
 	if !ok || state == "" || r.Method != http.MethodGet {
 		g.fail(s, w, r, rec, http.StatusNotFound, "Not found", "There is nothing here.")
@@ -493,7 +506,7 @@ func (g *Gateway) staticPicker(s *snapshot, w *statusWriter, r *http.Request, re
 // form's CSRF token, same-origin) clears the sessions, so a cross-site link
 // or image cannot sign anyone out.
 func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord) {
-	store := s.opts.Sessions
+	store := s.opts.Store
 	var auds []string
 	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
 		if len(s.pol.Providers(a)) > 0 {
@@ -504,7 +517,7 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 	case http.MethodGet, http.MethodHead:
 		rd := g.returnURL(s, r.URL.Query().Get("rd"), rec)
 		tok := randomToken(24)
-		if err := store.SetTransient(w, "csrf-logout", tok, loginTTL); err != nil {
+		if err := s.opts.Sessions.SetTransient(w, "csrf-logout", tok, loginTTL); err != nil {
 			g.fail(s, w, r, rec, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 			return
 		}
@@ -522,34 +535,59 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		var want string
-		err := store.GetTransient(r, "csrf-logout", &want)
+		err := s.opts.Sessions.GetTransient(r, "csrf-logout", &want)
 		got := r.PostFormValue(pages.FieldCSRFToken)
 		if err != nil || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
 			rec.reason = "logout_csrf"
 			g.fail(s, w, r, rec, http.StatusForbidden, "Sign-out not confirmed", "Please use the sign-out button to sign out.")
 			return
 		}
-		store.ClearTransient(w, "csrf-logout")
+		s.opts.Sessions.ClearTransient(w, "csrf-logout")
 		chosen := r.PostForm[pages.FieldAudience]
 		if len(chosen) == 0 {
 			chosen = auds
 		}
 		rd := g.returnURL(s, r.PostFormValue(pages.FieldReturnTo), rec)
-		// Local sign-out always happens first and always works; then, if
-		// the provider has single logout, the browser goes there too.
-		var idpLogout string
+		// Local sign-out always happens first and always works: the
+		// cookie goes, and the session id is revoked so a copy of the
+		// cookie is worthless on every replica. Then, if the provider has
+		// single logout, the browser goes there too.
+		var idpLogout *providers.Redirect
+		var idpProvider string
 		for _, a := range chosen {
 			if !contains(auds, a) {
 				continue
 			}
-			if p, _, err := store.Load(r, identity.Audience(a)); err == nil && idpLogout == "" {
-				idpLogout = g.providerLogout(s, r, rec, p, rd)
+			if p, _, err := store.Load(r, identity.Audience(a)); err == nil {
+				if err := g.revoke(r.Context(), s, "sid:"+p.ID); err != nil {
+					g.log.Error("cannot revoke the session in the shared state; the cookie is cleared but a copy stays valid until it expires", zap.String("request_id", rec.rid), zap.Error(err))
+				}
+				if idpLogout == nil {
+					idpLogout, idpProvider = g.providerLogout(s, r, rec, p, rd)
+				}
+				g.log.Info("sign-out", zap.String("request_id", rec.rid), zap.String("audience", a), zap.String("provider", p.Identity.Provider), zap.String("user_hash", userHash(s.userKey, &p.Identity)))
 			}
 			store.Clear(w, r, identity.Audience(a))
 		}
 		rec.reason = "logout"
-		if idpLogout != "" {
-			http.Redirect(w, r, idpLogout, http.StatusSeeOther)
+		if idpLogout != nil {
+			if len(idpLogout.Data) > 0 {
+				// The IdP answers at the provider's logout endpoint; keep
+				// what is needed to check that answer and where to go next.
+				keep := logoutAttempt{Provider: idpProvider, ReturnURL: rd, Data: idpLogout.Data, Created: g.now()}
+				if err := s.opts.Sessions.SetTransient(w, logoutCookie, keep, loginTTL, session.WithSameSite(http.SameSiteNoneMode)); err != nil {
+					g.log.Warn("cannot keep the single-logout state; signed out locally only", zap.String("request_id", rec.rid), zap.Error(err))
+					idpLogout = nil
+				}
+			}
+		}
+		if idpLogout != nil {
+			rec.reason = "logout_idp:" + idpProvider
+			if idpLogout.Form != nil {
+				g.postForm(s, w, idpLogout)
+				return
+			}
+			http.Redirect(w, r, idpLogout.URL, http.StatusSeeOther)
 			return
 		}
 		if rd != "/" {
@@ -563,32 +601,144 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 }
 
 // providerLogout asks the session's provider where to end the IdP session
-// (OIDC end_session_endpoint, SAML SLO); "" when it has none or fails,
+// (OIDC end_session_endpoint, SAML SLO); nil when it has none or fails,
 // which never blocks the local sign-out.
-func (g *Gateway) providerLogout(s *snapshot, r *http.Request, rec *accessRecord, p *session.Payload, rd string) string {
+func (g *Gateway) providerLogout(s *snapshot, r *http.Request, rec *accessRecord, p *session.Payload, rd string) (*providers.Redirect, string) {
 	prov, ok := s.opts.Providers[p.Identity.Provider]
 	if !ok {
-		return ""
+		return nil, ""
 	}
 	back := rd
 	if strings.HasPrefix(back, "/") {
 		back = s.origin(r) + back
 	}
+	var red *providers.Redirect
 	var u string
 	var err error
 	switch lp := prov.(type) {
+	case providers.SingleLogout:
+		red, err = lp.StartLogout(r.Context(), &p.Identity, p.Tokens, back)
 	case providers.TokenLogoutProvider:
 		u, err = lp.LogoutWithTokens(r.Context(), &p.Identity, p.Tokens, back)
 	case providers.LogoutProvider:
 		u, err = lp.Logout(r.Context(), &p.Identity, back)
 	default:
-		return ""
+		return nil, ""
 	}
 	if err != nil {
 		g.log.Warn("single logout at the provider failed; signed out locally", zap.String("request_id", rec.rid), zap.String("provider", prov.Name()), zap.Error(err))
-		return ""
+		return nil, ""
 	}
-	return u
+	if u != "" {
+		red = &providers.Redirect{URL: u}
+	}
+	if red == nil || red.URL == "" {
+		return nil, ""
+	}
+	return red, prov.Name()
+}
+
+// logoutCookie keeps a single logout this gateway started, until the IdP
+// answers at the provider's logout endpoint.
+const logoutCookie = "slo"
+
+// logoutAttempt is what logoutCookie holds.
+type logoutAttempt struct {
+	Provider  string            `json:"prov"`
+	ReturnURL string            `json:"rd"`
+	Data      map[string]string `json:"data,omitempty"`
+	Created   time.Time         `json:"created"`
+}
+
+// receiveLogout serves a provider's logout endpoint: an IdP telling us a
+// person signed out there (SAML LogoutRequest, OIDC back-channel logout
+// token), or answering a logout we started (SAML LogoutResponse). The
+// sessions it names end on every replica, through revocations.
+func (g *Gateway) receiveLogout(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, name string) {
+	prov := s.opts.Providers[name]
+	lr := prov.(providers.LogoutReceiver)
+	var kept logoutAttempt
+	var data map[string]string
+	if err := s.opts.Sessions.GetTransient(r, logoutCookie, &kept); err == nil && kept.Provider == name && g.now().Sub(kept.Created) <= loginTTL {
+		data = kept.Data
+	}
+	notice, err := lr.ReceiveLogout(r.Context(), r, data)
+	if err != nil {
+		reason := "logout_refused"
+		var le *providers.LoginError
+		if errors.As(err, &le) {
+			reason = "logout_refused:" + le.Reason
+		}
+		rec.reason = reason
+		g.log.Warn("logout message refused", zap.String("request_id", rec.rid), zap.String("provider", name), zap.Error(err))
+		if data != nil {
+			s.opts.Sessions.ClearTransient(w, logoutCookie, session.WithSameSite(http.SameSiteNoneMode))
+			// Our own logout: the local session is gone whatever the IdP said.
+			s.opts.Pages.Notice(w, pages.NoticePage{Title: "Signed out here", Message: "You are signed out of this site, but your identity provider reported a problem ending its own session. Close the browser to be sure.", LinkURL: "/", LinkLabel: "Home", RequestID: rec.rid})
+			return
+		}
+		msg := "This sign-out message could not be accepted."
+		if le != nil && le.Public != "" {
+			msg = le.Public
+		}
+		g.fail(s, w, r, rec, http.StatusBadRequest, "Sign-out failed", msg)
+		return
+	}
+	if notice.Completed {
+		s.opts.Sessions.ClearTransient(w, logoutCookie, session.WithSameSite(http.SameSiteNoneMode))
+		rec.reason = "logout_completed:" + name
+		rd := "/"
+		if data != nil {
+			rd = g.returnURL(s, kept.ReturnURL, rec)
+		}
+		if rd != "/" {
+			http.Redirect(w, r, rd, http.StatusSeeOther)
+			return
+		}
+		s.opts.Pages.Notice(w, pages.NoticePage{Title: "Signed out", Message: "You are signed out, here and at your identity provider.", LinkURL: "/", LinkLabel: "Sign in again", RequestID: rec.rid})
+		return
+	}
+	var keys []string
+	switch {
+	case len(notice.SessionIDs) > 0:
+		for _, sid := range notice.SessionIDs {
+			keys = append(keys, "psid:"+name+"\x00"+sid)
+		}
+	case notice.Subject != "":
+		keys = append(keys, "sub:"+name+"\x00"+notice.Subject)
+	}
+	var ended error
+	if len(keys) == 0 {
+		ended = errors.New("the logout message names no session")
+	} else {
+		ended = g.revoke(r.Context(), s, keys...)
+	}
+	// The browser that carried the message (front channel) loses its
+	// cookies for the provider's audiences at once.
+	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
+		if contains(s.pol.Providers(a), name) {
+			if p, _, err := s.opts.Store.Load(r, a); err == nil && p.Identity.Provider == name {
+				s.opts.Store.Clear(w, r, a)
+			}
+		}
+	}
+	rec.reason = "logout_idp_initiated:" + name
+	if ended != nil {
+		rec.reason = "logout_idp_initiated_failed:" + name
+		g.log.Error("IdP logout: sessions not ended", zap.String("request_id", rec.rid), zap.String("provider", name), zap.Error(ended))
+	} else {
+		g.log.Info("IdP logout: sessions ended", zap.String("request_id", rec.rid), zap.String("provider", name), zap.Int("keys", len(keys)))
+	}
+	if notice.Respond != nil {
+		notice.Respond(w, r, ended)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if ended != nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "logout_failed", "the sessions could not be ended", rec.rid)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // whoamiSession is one audience's session as /.gatehouse/whoami shows it.
@@ -614,8 +764,11 @@ func (g *Gateway) whoami(s *snapshot, w http.ResponseWriter, r *http.Request) {
 		Sessions []whoamiSession `json:"sessions"`
 	}{Sessions: []whoamiSession{}}
 	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
-		p, _, err := s.opts.Sessions.Load(r, a)
+		p, _, err := s.opts.Store.Load(r, a)
 		if err != nil {
+			continue
+		}
+		if revoked, err := s.isRevoked(r.Context(), p); revoked || err != nil {
 			continue
 		}
 		id := &p.Identity
@@ -630,31 +783,4 @@ func (g *Gateway) whoami(s *snapshot, w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(out)
-}
-
-// usedStates remembers consumed sign-in attempts until they expire, so a
-// callback cannot be replayed even by a browser that kept the cookie.
-type usedStates struct {
-	mu sync.Mutex
-	m  map[string]time.Time
-}
-
-func newUsedStates() *usedStates { return &usedStates{m: map[string]time.Time{}} }
-
-// claim marks state used; false when it was used already.
-func (u *usedStates) claim(state string, exp, now time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.m) > 10_000 {
-		for k, e := range u.m {
-			if now.After(e) {
-				delete(u.m, k)
-			}
-		}
-	}
-	if _, ok := u.m[state]; ok {
-		return false
-	}
-	u.m[state] = exp
-	return true
 }

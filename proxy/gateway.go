@@ -34,6 +34,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proxy/pages"
 	"github.com/gatehouse-dev/gatehouse/proxy/redirect"
 	"github.com/gatehouse-dev/gatehouse/session"
+	"github.com/gatehouse-dev/gatehouse/state"
 )
 
 // Prefix is the reserved path prefix of the gateway's own endpoints.
@@ -44,7 +45,15 @@ const Prefix = "/.gatehouse/"
 type Options struct {
 	Policy    *policy.Policy
 	Providers map[string]providers.Provider
-	Sessions  *session.CookieStore
+	// Sessions keeps sign-in attempts and other transient cookies, and,
+	// unless Store is set, the sessions themselves.
+	Sessions *session.CookieStore
+	// Store, when set, keeps sessions instead of Sessions (the
+	// server-side store: the cookie carries only an opaque id).
+	Store session.Store
+	// Shared is the state replicas share: single-use sign-in states,
+	// session revocations. nil means this process's memory.
+	Shared state.Shared
 	// Bearer authenticates API requests, by provider name (the api
 	// audience's providers).
 	Bearer map[string]providers.BearerAuthenticator
@@ -65,10 +74,12 @@ type Options struct {
 // Gateway is the http.Handler of the public listener. Its configuration is
 // one immutable snapshot swapped atomically by Reload.
 type Gateway struct {
-	cur    atomic.Pointer[snapshot]
-	log    *zap.Logger
-	now    func() time.Time
-	used   *usedStates
+	cur atomic.Pointer[snapshot]
+	log *zap.Logger
+	now func() time.Time
+	// mem is the shared state used when Options.Shared is nil; it lives
+	// as long as the gateway, across reloads.
+	mem    *state.Memory
 	ridSeq atomic.Uint64
 	ridPfx string
 }
@@ -94,6 +105,9 @@ type snapshot struct {
 	// provider names; endpoints holds providers' extra endpoints.
 	callbacks map[string]string
 	endpoints map[string]http.Handler
+	// logouts maps providers' logout endpoints (relative to Prefix) to
+	// provider names.
+	logouts map[string]string
 	// roleNames memoizes role headers by role set (see roleHeader).
 	roleNames    sync.Map
 	roleNamesLen atomic.Int64
@@ -109,7 +123,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	var pfx [4]byte
 	rand.Read(pfx[:])
-	g := &Gateway{log: o.Logger, now: o.Now, used: newUsedStates(), ridPfx: hex.EncodeToString(pfx[:])}
+	g := &Gateway{log: o.Logger, now: o.Now, ridPfx: hex.EncodeToString(pfx[:])}
 	if err := g.Reload(o); err != nil {
 		return nil, err
 	}
@@ -124,7 +138,7 @@ func (g *Gateway) Reload(o Options) error {
 	if o.Now == nil {
 		o.Now = g.now
 	}
-	s, err := build(o)
+	s, err := g.build(o)
 	if err != nil {
 		return err
 	}
@@ -135,7 +149,16 @@ func (g *Gateway) Reload(o Options) error {
 // Policy returns the policy currently served.
 func (g *Gateway) Policy() *policy.Policy { return g.cur.Load().pol }
 
-func build(o Options) (*snapshot, error) {
+func (g *Gateway) build(o Options) (*snapshot, error) {
+	if o.Shared == nil {
+		if g.mem == nil {
+			g.mem = state.NewMemory(o.Now)
+		}
+		o.Shared = g.mem
+	}
+	if o.Store == nil {
+		o.Store = o.Sessions
+	}
 	cfg := o.Policy.Config
 	strip := append(o.Policy.HeaderNames(), cfg.Server.StripHeaders...)
 	san, err := headers.NewSanitizer(strip)
@@ -165,8 +188,15 @@ func build(o Options) (*snapshot, error) {
 	if o.Signer != nil {
 		s.cache = assertion.NewCache(o.Signer, 100_000)
 	}
-	s.callbacks, s.endpoints = map[string]string{}, map[string]http.Handler{}
+	s.callbacks, s.endpoints, s.logouts = map[string]string{}, map[string]http.Handler{}, map[string]string{}
 	for name, p := range o.Providers {
+		if lr, ok := p.(providers.LogoutReceiver); ok {
+			path := lr.LogoutPath()
+			if _, dup := s.logouts[path]; dup || path == "" || strings.Contains(path, "..") {
+				return nil, fmt.Errorf("provider %s: logout endpoint %q is taken or invalid", name, path)
+			}
+			s.logouts[path] = name
+		}
 		if cp, ok := p.(providers.CallbackPather); ok {
 			s.callbacks[cp.CallbackPath()] = name
 		}
@@ -243,6 +273,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.route = route.Name
 		var err error
 		who, err = g.authenticate(s, sw, r, route, rec)
+		if errors.Is(err, errStateUnavailable) {
+			rec.reason = "state_unavailable"
+			g.unavailable(s, sw, r, rec)
+			return
+		}
 		if err != nil {
 			rec.reason = "invalid_token"
 			g.log.Info("bearer token refused", zap.String("request_id", rec.rid), zap.String("route", route.Name), zap.Error(err))
@@ -304,12 +339,24 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 			return principal{}, refusal
 		}
 	}
-	store := s.opts.Sessions
+	store := s.opts.Store
 	for _, aud := range route.Audiences {
 		if aud == identity.API {
 			continue
 		}
 		p, touched, err := store.Load(r, aud)
+		if err == nil {
+			revoked, rerr := s.isRevoked(r.Context(), p)
+			switch {
+			case rerr != nil:
+				g.log.Error("cannot check session revocation: refusing the session", zap.String("request_id", rec.rid), zap.Error(rerr))
+				return principal{}, fmt.Errorf("%w: %w", errStateUnavailable, rerr)
+			case revoked:
+				rec.sessionNote = "revoked"
+				store.Clear(w, r, aud)
+				continue
+			}
+		}
 		switch {
 		case err == nil:
 			if touched {
@@ -322,6 +369,10 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 		case errors.Is(err, session.ErrExpired):
 			rec.sessionNote = "expired"
 			store.Clear(w, r, aud)
+		case errors.Is(err, state.ErrUnavailable):
+			// The server-side store is down: keep the cookie, fail closed.
+			g.log.Error("session store unavailable", zap.String("request_id", rec.rid), zap.Error(err))
+			return principal{}, fmt.Errorf("%w: %w", errStateUnavailable, err)
 		default:
 			rec.sessionNote = "invalid"
 			g.log.Warn("invalid session cookie", zap.String("request_id", rec.rid), zap.String("audience", string(aud)), zap.Error(err))
@@ -502,6 +553,13 @@ func wantsJSON(r *http.Request, route *policy.Route) bool {
 	}
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+// unavailable answers 503 when the shared state (sessions, revocations,
+// single-use states) cannot be reached: the gateway fails closed.
+func (g *Gateway) unavailable(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord) {
+	w.Header().Set("Retry-After", "5")
+	g.fail(s, w, r, rec, http.StatusServiceUnavailable, "Temporarily unavailable", "Sign-in is briefly unavailable. Please try again in a moment.")
 }
 
 func (g *Gateway) fail(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, status int, title, msg string) {

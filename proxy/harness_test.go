@@ -227,6 +227,9 @@ type envConfig struct {
 	serverExtra string // extra lines under server:, indented two spaces
 	// logger replaces the in-memory observer (e.logs is then empty).
 	logger *zap.Logger
+	// edit, when set, changes the built options before the gateway is
+	// made (replace a provider, the shared state, the session store).
+	edit func(*proxy.Options)
 }
 
 func newEnv(t testing.TB) *env { return newEnvWith(t, envConfig{}) }
@@ -276,6 +279,9 @@ func newEnvWith(t testing.TB, c envConfig) *env {
 	opts, _, err := app.Build(l, log, nil)
 	if err != nil {
 		t.Fatalf("Build: %v", err)
+	}
+	if c.edit != nil {
+		c.edit(&opts)
 	}
 	e.opts = opts
 	gw, err := proxy.New(opts)
@@ -557,6 +563,16 @@ func (e *env) logged(field, value string) bool {
 			if f.Key == field && f.String == value {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// loggedMsg reports whether a log entry with this message was written.
+func (e *env) loggedMsg(msg string) bool {
+	for _, le := range e.logs.All() {
+		if le.Message == msg {
+			return true
 		}
 	}
 	return false

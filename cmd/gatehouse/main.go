@@ -27,6 +27,9 @@ Usage:
                                        show the route, rule and decision for a request
   gatehouse keys                       generate a session key and an assertion signing key
   gatehouse keys saml [--cn NAME]      generate a SAML service provider key pair
+  gatehouse sessions revoke --user NAME | --provider P --subject S | --session ID
+                                       end sessions through a running gateway's admin API
+                                       (token in GATEHOUSE_ADMIN_TOKEN)
   gatehouse schema                     print the JSON Schema of gatehouse.yaml
   gatehouse version                    print the version
 
@@ -57,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(rest, stdout, stderr)
 	case "keys":
 		err = cmdKeys(rest, stdout, stderr)
+	case "sessions":
+		err = cmdSessions(rest, stdout, stderr)
 	case "schema":
 		err = cmdSchema(rest, stdout, stderr)
 	case "version", "--version", "-v":

@@ -201,6 +201,7 @@ func adminHandler(gw *proxy.Gateway, rt *runtime) http.Handler {
 		}
 		io.WriteString(w, "ready\n")
 	})
+	mux.Handle("POST /sessions/revoke", revokeHandler(gw, rt.log))
 	mux.HandleFunc("GET /policy", func(w http.ResponseWriter, r *http.Request) {
 		p := gw.Policy()
 		fmt.Fprintf(w, "sha256 %s\nroutes %d\n", p.Hash, len(p.Routes()))

@@ -34,6 +34,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/providers"
+	"github.com/gatehouse-dev/gatehouse/state"
 )
 
 // Env is what a provider needs from its surroundings. Zero values mean: no
@@ -42,11 +43,18 @@ type Env struct {
 	Logger     *zap.Logger
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Replay records the ids (jti) of back-channel logout tokens, so each
+	// is accepted once; shared between replicas when they share state.
+	// Default: this process's memory.
+	Replay state.Once
 }
 
 func (e Env) withDefaults(timeout time.Duration) Env {
 	if e.Logger == nil {
 		e.Logger = zap.NewNop()
+	}
+	if e.Replay == nil {
+		e.Replay = state.NewMemory(e.Now).Once()
 	}
 	if e.HTTPClient == nil {
 		e.HTTPClient = &http.Client{Timeout: timeout}
@@ -95,6 +103,7 @@ var (
 	_ providers.LogoutProvider    = (*Provider)(nil)
 	_ providers.ReadinessChecker  = (*Provider)(nil)
 	_ providers.CrossSiteCallback = (*Provider)(nil)
+	_ providers.LogoutReceiver    = (*Provider)(nil)
 )
 
 // settings are a provider's resolved settings, defaults applied.

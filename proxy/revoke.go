@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/session"
+	"github.com/gatehouse-dev/gatehouse/state"
+)
+
+// Sessions end early through revocations in the shared state, so that a
+// session ends on every replica and a copied cookie stops working too
+// (cookie sessions live in the browser and cannot be deleted). A session
+// is revoked when one of its keys was revoked at or after its creation:
+//
+//	sid:<session id>                 one session (sign-out)
+//	sub:<provider>\x00<subject>      everything of a person at a provider
+//	                                 (admin, SAML LogoutRequest without
+//	                                 SessionIndex, OIDC logout token by sub)
+//	psid:<provider>\x00<IdP session> one IdP session (SAML SessionIndex,
+//	                                 OIDC sid)
+//	user:<lower-case name>           a person by email or subject, whatever
+//	                                 the provider (SCIM deprovisioning, admin)
+
+// errStateUnavailable means the shared state could not be asked whether a
+// session is revoked; the request fails closed with a 503.
+var errStateUnavailable = errors.New("shared state unavailable")
+
+// revocationKeys returns the keys under which a session can be revoked.
+func revocationKeys(p *session.Payload) []string {
+	id := &p.Identity
+	keys := make([]string, 0, 5)
+	keys = append(keys, "sid:"+p.ID, "sub:"+id.Provider+"\x00"+id.Subject)
+	if sid := p.Tokens["sid"]; sid != "" {
+		keys = append(keys, "psid:"+id.Provider+"\x00"+sid)
+	}
+	keys = append(keys, "user:"+strings.ToLower(id.Subject))
+	if id.Email != "" && !strings.EqualFold(id.Email, id.Subject) {
+		keys = append(keys, "user:"+strings.ToLower(id.Email))
+	}
+	return keys
+}
+
+// revocationKeep is how long a revocation must be remembered: as long as a
+// session it could end may live, plus a margin for clock differences.
+func (s *snapshot) revocationKeep() time.Duration {
+	return s.pol.Config.Session.Lifetime.D() + time.Minute
+}
+
+// isRevoked reports whether p has been revoked; an error means the shared
+// state could not say.
+func (s *snapshot) isRevoked(ctx context.Context, p *session.Payload) (bool, error) {
+	return state.Revoked(ctx, s.opts.Shared.Revocations(), p.Created, revocationKeys(p)...)
+}
+
+// revoke records revocations of keys now.
+func (g *Gateway) revoke(ctx context.Context, s *snapshot, keys ...string) error {
+	now := g.now()
+	var errs []error
+	for _, k := range keys {
+		if err := s.opts.Shared.Revocations().Revoke(ctx, k, now, s.revocationKeep()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RevokeSession ends one session, by its id, on every replica.
+func (g *Gateway) RevokeSession(ctx context.Context, id string) error {
+	if id == "" {
+		return errors.New("empty session id")
+	}
+	return g.revoke(ctx, g.cur.Load(), "sid:"+id)
+}
+
+// RevokeSubject ends every session of a person signed in through a
+// provider, on every replica. Sessions started after it are not affected.
+func (g *Gateway) RevokeSubject(ctx context.Context, provider, subject string) error {
+	if provider == "" || subject == "" {
+		return errors.New("provider and subject are required")
+	}
+	return g.revoke(ctx, g.cur.Load(), "sub:"+provider+"\x00"+subject)
+}
+
+// RevokeUser ends every session whose subject or email is name (compared
+// without case), whatever the provider: SCIM deprovisioning and support
+// requests name people that way.
+func (g *Gateway) RevokeUser(ctx context.Context, name string) error {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return errors.New("empty user name")
+	}
+	return g.revoke(ctx, g.cur.Load(), "user:"+strings.ToLower(name))
+}
