@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,7 @@ func newLogger(c *config.Config, out io.Writer) *zap.Logger {
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	file := fs.String("c", "gatehouse.yaml", "policy file")
+	watch := fs.Duration("watch", 2*time.Second, "how often to check the policy file for changes and reload it (0: only on SIGHUP)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,6 +58,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rt.watch = *watch
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return serve(ctx, l, gw, rt, stderr)
@@ -84,6 +88,9 @@ type runtime struct {
 	registry *prometheus.Registry
 	metrics  *proxy.Metrics
 	secrets  *app.Secrets
+	// watch is how often the policy file is checked for changes (0:
+	// never; SIGHUP still reloads).
+	watch time.Duration
 }
 
 func newRuntime(log *zap.Logger) *runtime {
@@ -132,20 +139,49 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, s
 		zap.String("listen", ln.Addr().String()), zap.String("admin_listen", c.Server.AdminListen),
 		zap.String("public_url", c.Server.PublicURL), zap.String("policy", l.Path), zap.String("policy_sha256", l.Hash),
 		zap.Int("routes", len(c.Routes)), zap.String("version", version))
-	fmt.Fprintf(stderr, "gatehouse %s serving %s on http://%s (public URL %s); SIGHUP reloads the policy\n", version, l.Path, ln.Addr(), c.Server.PublicURL)
+	how := "SIGHUP reloads the policy"
+	var tick <-chan time.Time
+	if rt.watch > 0 {
+		t := time.NewTicker(rt.watch)
+		defer t.Stop()
+		tick = t.C
+		how = "the policy is reloaded when the file changes or on SIGHUP"
+	}
+	fmt.Fprintf(stderr, "gatehouse %s serving %s on http://%s (public URL %s); %s\n", version, l.Path, ln.Addr(), c.Server.PublicURL, how)
+
+	// seen is the hash of the file content last tried, so a changed file
+	// is reloaded once, and a broken one is reported once, not at every
+	// check.
+	seen := l.Hash
+	doReload := func(trigger string) {
+		old := gw.Policy().Hash
+		next, err := reload(l.Path, gw, rt)
+		if err != nil {
+			rt.metrics.Reloaded(false, old, "")
+			log.Error("policy reload refused; the running policy stays", zap.String("policy", l.Path), zap.String("trigger", trigger), zap.Error(err))
+			return
+		}
+		seen = next.Hash
+		rt.metrics.Reloaded(true, old, next.Hash)
+		log.Info("policy reloaded", zap.String("policy", next.Path), zap.String("trigger", trigger), zap.String("policy_sha256", next.Hash), zap.Int("routes", len(next.Config.Routes)))
+	}
 
 	for {
 		select {
 		case <-hup:
-			old := gw.Policy().Hash
-			next, err := reload(l.Path, gw, rt)
+			doReload("sighup")
+		case <-tick:
+			data, err := os.ReadFile(l.Path)
 			if err != nil {
-				rt.metrics.Reloaded(false, old, "")
-				log.Error("policy reload refused; the running policy stays", zap.String("policy", l.Path), zap.Error(err))
+				// A ConfigMap update swaps a symlink; a moment without the
+				// file is normal. The running policy stays.
 				continue
 			}
-			rt.metrics.Reloaded(true, old, next.Hash)
-			log.Info("policy reloaded", zap.String("policy", next.Path), zap.String("policy_sha256", next.Hash), zap.Int("routes", len(next.Config.Routes)))
+			sum := sha256.Sum256(data)
+			if h := hex.EncodeToString(sum[:]); h != seen {
+				seen = h
+				doReload("file_change")
+			}
 		case err := <-errc:
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil

@@ -51,7 +51,7 @@ type serveHarness struct {
 	err    error         // serve's result, valid after done
 }
 
-func startServe(t *testing.T, upstream string) *serveHarness {
+func startServe(t *testing.T, upstream string, watch ...time.Duration) *serveHarness {
 	t.Helper()
 	h := &serveHarness{addr: freePort(t), file: filepath.Join(t.TempDir(), "gatehouse.yaml"), done: make(chan struct{})}
 	if err := os.WriteFile(h.file, []byte(servePolicy(h.addr, upstream, "")), 0o600); err != nil {
@@ -69,6 +69,9 @@ func startServe(t *testing.T, upstream string) *serveHarness {
 		t.Fatal(err)
 	}
 	h.rt = rt
+	if len(watch) > 0 {
+		rt.watch = watch[0]
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.err = serve(ctx, l, gw, rt, io.Discard); close(h.done) }()
@@ -218,5 +221,48 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not return after draining")
+	}
+}
+
+// TestReloadOnFileChange edits the policy file without a signal: a broken
+// edit is refused once (not at every check) and the old policy serves; a
+// good edit is swapped in.
+func TestReloadOnFileChange(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream") }))
+	defer up.Close()
+	h := startServe(t, up.URL, 20*time.Millisecond)
+
+	writeAtomic(t, h.file, []byte("version: 1\nroutes:\n  - { name: x, audiance: public }\n"))
+	waitLog(t, h.logs, "policy reload refused; the running policy stays")
+	time.Sleep(200 * time.Millisecond) // ten more checks of the same broken file
+	refused := h.logs.FilterMessage("policy reload refused; the running policy stays").All()
+	if len(refused) != 1 || refused[0].ContextMap()["trigger"] != "file_change" {
+		t.Fatalf("a broken file should be reported once, by file_change; got %d entries: %v", len(refused), refused)
+	}
+	if got := status(t, "http://"+h.addr+"/pub/x"); got != 200 {
+		t.Fatalf("old policy stopped serving after a bad edit: %d", got)
+	}
+
+	writeAtomic(t, h.file, []byte(servePolicy(h.addr, up.URL, fmt.Sprintf("  - { name: new, match: { path: /new }, audience: public, upstream: %q }\n", up.URL))))
+	waitLog(t, h.logs, "policy reloaded")
+	if got := status(t, "http://"+h.addr+"/new"); got != 200 {
+		t.Fatalf("/new after the edit: %d", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := h.logs.FilterMessage("policy reloaded").Len(); n != 1 {
+		t.Errorf("one edit reloaded %d times", n)
+	}
+}
+
+// writeAtomic replaces a file the way editors and Kubernetes do, so the
+// watcher never reads half a file.
+func writeAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
