@@ -313,13 +313,14 @@ routes:
 
 	// /shop → chooser, at phone and desktop widths.
 	var chooser, chooserURL string
-	var labels []string
+	var labels, signups []string
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(g.public+"/shop"),
 		chromedp.WaitVisible(`a.choice.kind-oidc`, chromedp.ByQuery),
 		chromedp.Location(&chooserURL),
 		chromedp.Text(`body`, &chooser, chromedp.ByQuery),
-		chromedp.Evaluate(`[...document.querySelectorAll('a.choice')].map(a => a.textContent.trim())`, &labels),
+		chromedp.Evaluate(`[...document.querySelectorAll('ul.choices a.choice')].map(a => a.textContent.trim())`, &labels),
+		chromedp.Evaluate(`[...document.querySelectorAll('ul.signups a')].map(a => a.textContent.trim() + " " + a.getAttribute('href'))`, &signups),
 		viewportWidth(t, 390),
 		shot(t, ctx, "chooser-phone.png"),
 		chromedp.EmulateViewport(1280, 800),
@@ -336,6 +337,11 @@ routes:
 	}
 	if len(labels) != 2 || !strings.Contains(labels[0], "Test OP (oidc-provider)") || !strings.Contains(labels[1], "Demo shoppers") {
 		t.Errorf("chooser choices %q", labels)
+	}
+	// The OP has a sign-up screen (prompt=create); the static provider has none.
+	if len(signups) != 1 || !strings.HasPrefix(signups[0], "Create an account with Test OP (oidc-provider) /.gatehouse/login?") ||
+		!strings.Contains(signups[0], "prompt=create") || !strings.Contains(signups[0], "provider=op") {
+		t.Errorf("chooser sign-up links %q", signups)
 	}
 	if !strings.Contains(chooser, "Choose how you want to sign in") {
 		t.Errorf("chooser page:\n%s", chooser)

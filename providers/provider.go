@@ -210,6 +210,13 @@ func Fail(reason, public string, err error) *LoginError {
 	return &LoginError{Reason: reason, Public: public, Err: err}
 }
 
+// SignUpper is implemented by providers that can open their own sign-up
+// screen (OIDC prompt=create or a provider-specific parameter): the
+// chooser then offers "Create an account", a sign-in with Prompt "create".
+type SignUpper interface {
+	SignsUp() bool
+}
+
 // SingleLogout is implemented by providers whose single logout is a
 // message the browser carries to the IdP and back (SAML SLO). StartLogout
 // returns where to send the browser (a GET to URL, or an auto-submitted

@@ -186,7 +186,12 @@ func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 					u[k] = v
 				}
 			}
-			page.Choices = append(page.Choices, pages.Choice{ID: name, Label: p.DisplayName(), Kind: p.Type(), URL: Prefix + "login?" + u.Encode()})
+			c := pages.Choice{ID: name, Label: p.DisplayName(), Kind: p.Type(), URL: Prefix + "login?" + u.Encode()}
+			if su, ok := p.(providers.SignUpper); ok && su.SignsUp() && step == nil {
+				u.Set("prompt", "create")
+				c.SignupURL = Prefix + "login?" + u.Encode()
+			}
+			page.Choices = append(page.Choices, c)
 		}
 		rec.reason = "login_chooser"
 		s.opts.Pages.Chooser(w, page)

@@ -139,43 +139,57 @@ func (g *Gateway) forward(s *snapshot, w http.ResponseWriter, r *http.Request, d
 	r.URL.Path = path
 	r.URL.RawPath = ""
 	stripOwnCookies(r.Header, s.cookiePrefix)
-	f := &route.Forward
-	id := who.id
-	if id != nil {
-		setHeader(r.Header, f.User, userClaim(id, f.UserClaim))
-		setHeader(r.Header, f.Email, id.Email)
-		setHeader(r.Header, f.Name, id.Name)
-		if f.Groups != "" {
-			setHeader(r.Header, f.Groups, strings.Join(id.Groups, ","))
-		}
-		if f.Roles != "" {
-			setHeader(r.Header, f.Roles, s.roleHeader(d.Roles))
-		}
-		for _, c := range f.Claims {
-			setHeader(r.Header, c[0], id.Extra[c[1]])
-		}
-		if f.Assertion && s.cache != nil {
-			key := who.key + "\x00" + route.Name
-			tok, err := s.cache.Get(key, func() assertion.Claims {
-				return assertion.Claims{
-					Issuer: s.issuer, Subject: id.Subject, Audience: route.Name,
-					IdentityAudience: string(id.Audience), Provider: id.Provider,
-					Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name,
-					Groups: id.Groups, Roles: s.pol.RoleNames(d.Roles), Scopes: id.Scopes,
-					AMR: id.AMR, ACR: id.ACR, AuthTime: id.AuthTime,
-				}
-			})
-			if err != nil {
-				// Failing closed: an upstream that relies on the assertion
-				// must not receive the request without it.
-				g.log.Error("assertion signing failed", zap.String("request_id", r.Header.Get("X-Request-Id")), zap.Error(err))
-				s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again in a moment.", RequestID: r.Header.Get("X-Request-Id")})
-				return
-			}
-			setHeader(r.Header, s.pol.Config.Assertion.Header, tok)
-		}
+	if err := s.setIdentity(r.Header, d, who); err != nil {
+		// Failing closed: an upstream that relies on the assertion must
+		// not receive the request without it.
+		g.log.Error("assertion signing failed", zap.String("request_id", r.Header.Get("X-Request-Id")), zap.Error(err))
+		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusInternalServerError, Title: "Something went wrong", Message: "Please try again in a moment.", RequestID: r.Header.Get("X-Request-Id")})
+		return
 	}
 	s.proxies[route.Index].ServeHTTP(w, r)
+}
+
+// setIdentity sets in h the identity headers the decision's route
+// defines and, when the route sends it, the signed assertion: what an
+// upstream receives in reverse-proxy mode and what a forward-auth answer
+// hands the front proxy. An anonymous principal sets nothing. The only
+// error is a failure to sign the assertion.
+func (s *snapshot) setIdentity(h http.Header, d *policy.Decision, who principal) error {
+	id := who.id
+	if id == nil {
+		return nil
+	}
+	route := d.Route
+	f := &route.Forward
+	setHeader(h, f.User, userClaim(id, f.UserClaim))
+	setHeader(h, f.Email, id.Email)
+	setHeader(h, f.Name, id.Name)
+	if f.Groups != "" {
+		setHeader(h, f.Groups, strings.Join(id.Groups, ","))
+	}
+	if f.Roles != "" {
+		setHeader(h, f.Roles, s.roleHeader(d.Roles))
+	}
+	for _, c := range f.Claims {
+		setHeader(h, c[0], id.Extra[c[1]])
+	}
+	if f.Assertion && s.cache != nil {
+		key := who.key + "\x00" + route.Name
+		tok, err := s.cache.Get(key, func() assertion.Claims {
+			return assertion.Claims{
+				Issuer: s.issuer, Subject: id.Subject, Audience: route.Name,
+				IdentityAudience: string(id.Audience), Provider: id.Provider,
+				Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name,
+				Groups: id.Groups, Roles: s.pol.RoleNames(d.Roles), Scopes: id.Scopes,
+				AMR: id.AMR, ACR: id.ACR, AuthTime: id.AuthTime,
+			}
+		})
+		if err != nil {
+			return err
+		}
+		setHeader(h, s.pol.Config.Assertion.Header, tok)
+	}
+	return nil
 }
 
 // setHeader sets one identity header; name is already canonical (the

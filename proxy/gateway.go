@@ -243,6 +243,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 1. Sanitize: hop-by-hop, Connection-named, identity and (from
 	// untrusted peers) forwarding headers go before anything reads them.
+	// A trusted front proxy's forward-auth subrequest describes the
+	// original request in override headers the sanitizer removes: they
+	// are kept aside for forwardAuth first (forwardauth.go).
+	if trustedPeer && strings.HasPrefix(r.URL.Path, forwardAuthPath) {
+		r = keepDescribed(r)
+	}
 	s.sanitizer.Sanitize(r.Header, trustedPeer)
 	s.sanitizer.SanitizeTrailers(r)
 	r.Header.Set("X-Request-Id", rec.rid)
@@ -264,34 +270,44 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 3. Match and 4. authenticate: a bearer token for API audiences, the
-	// audience's session for browsers.
-	req := policy.Request{Host: r.Host, Path: path, Method: r.Method}
+	// 3. Match, 4. authenticate and 5. decide.
+	who, ok := g.judge(s, sw, r, rec, policy.Request{Host: r.Host, Path: path, Method: r.Method})
+	if !ok {
+		return
+	}
+	g.respond(s, sw, r, rec, &rec.decision, who, path)
+}
+
+// judge matches a request to a route, authenticates it for that route (a
+// bearer token for API audiences, the audience's session for browsers)
+// and decides, leaving the decision in rec. It is shared by the proxy path
+// and forward-auth (which judges the request a front proxy describes).
+// When authentication itself fails (invalid token, shared state
+// unreachable) it answers and returns false.
+func (g *Gateway) judge(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, req policy.Request) (principal, bool) {
 	route := s.pol.Match(req)
 	var who principal
 	if route != nil {
 		rec.route = route.Name
 		var err error
-		who, err = g.authenticate(s, sw, r, route, rec)
+		who, err = g.authenticate(s, w, r, route, rec)
 		if errors.Is(err, errStateUnavailable) {
 			rec.reason = "state_unavailable"
-			g.unavailable(s, sw, r, rec)
-			return
+			g.unavailable(s, w, r, rec)
+			return who, false
 		}
 		if err != nil {
 			rec.reason = "invalid_token"
 			g.log.Info("bearer token refused", zap.String("request_id", rec.rid), zap.String("route", route.Name), zap.Error(err))
-			sw.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
-			writeJSONError(sw, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired", rec.rid)
-			return
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+			writeJSONError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired", rec.rid)
+			return who, false
 		}
 		rec.user = who.id
 	}
-
-	// 5. Decide.
-	rec.decision = s.pol.Decide(route, who.id, req, start)
+	rec.decision = s.pol.Decide(route, who.id, req, rec.start)
 	rec.decided = true
-	g.respond(s, sw, r, rec, &rec.decision, who, path)
+	return who, true
 }
 
 // principal is who a request authenticated as: a browser session or a

@@ -116,7 +116,6 @@ func (brokenOnce) Claim(context.Context, string, time.Time) (bool, error) {
 	return false, state.ErrUnavailable
 }
 
-
 func TestSharedStateOutageFailsClosed(t *testing.T) {
 	var broken bool
 	mem := state.NewMemory(nil)

@@ -104,6 +104,7 @@ var (
 	_ providers.ReadinessChecker  = (*Provider)(nil)
 	_ providers.CrossSiteCallback = (*Provider)(nil)
 	_ providers.LogoutReceiver    = (*Provider)(nil)
+	_ providers.SignUpper         = (*Provider)(nil)
 )
 
 // settings are a provider's resolved settings, defaults applied.
@@ -365,6 +366,10 @@ func fieldErrors(errs []config.FieldError) error {
 	}
 	return errors.New("oidc: " + strings.Join(msgs, "; "))
 }
+
+// SignsUp reports whether the provider has a sign-up screen the chooser
+// can offer (signup_prompt is not none).
+func (p *Provider) SignsUp() bool { return p.s.signup != nil }
 
 // Name returns the provider's policy name.
 func (p *Provider) Name() string { return p.name }

@@ -45,7 +45,8 @@
 //
 //	error.html         .Status .StatusText .Title .Message .RetryURL .SignOutURL
 //	chooser.html       .Audience (CSS-safe) .Heading .Message .Choices
-//	                   (each .ID .Label .URL .Kind (CSS-safe) .Badge)
+//	                   (each .ID .Label .URL .Kind (CSS-safe) .Badge .SignupURL)
+//	                   .Signups (the choices with a sign-up screen: .ID .Label .URL .Kind)
 //	logout.html        .Action .CSRFToken .ReturnURL .Audiences (each .Value .Label)
 //	static_login.html  .Provider .Action .State .Users (each .ID .Name .Email .Groups)
 //

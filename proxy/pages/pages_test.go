@@ -53,7 +53,7 @@ var (
 		Message:  "Your session has expired. Please sign in again to continue.",
 		Choices: []Choice{
 			{ID: "okta", Label: "Acme SSO", URL: "/.gatehouse/login/okta?rd=%2Fpayroll%2F", Kind: "saml"},
-			{ID: "google", Label: "Continue with Google", URL: "/.gatehouse/login/google?rd=%2Fpayroll%2F", Kind: "google"},
+			{ID: "google", Label: "Google", URL: "/.gatehouse/login/google?rd=%2Fpayroll%2F", Kind: "google", SignupURL: "/.gatehouse/login?provider=google&prompt=create"},
 			{ID: "github", Label: "Continue with GitHub", URL: "/.gatehouse/login/github?rd=%2Fpayroll%2F", Kind: "github"},
 		},
 		RequestID: "01J9Z6Q3XKPM4V7H2D8C5N0RWT",
@@ -231,7 +231,7 @@ func TestEscaping(t *testing.T) {
 		},
 		"chooser": func(w http.ResponseWriter) {
 			r.Chooser(w, ChooserPage{Audience: evil, Heading: evil, Message: evil, RequestID: evil,
-				Choices: []Choice{{ID: evil, Label: evil, URL: "javascript:alert(1)", Kind: evil}}})
+				Choices: []Choice{{ID: evil, Label: evil, URL: "javascript:alert(1)", Kind: evil, SignupURL: "javascript:alert(2)"}}})
 		},
 		"logout": func(w http.ResponseWriter) {
 			r.Logout(w, LogoutPage{Action: "javascript:alert(1)", CSRFToken: evil, Audiences: []string{evil}, ReturnURL: `"><script>`})

@@ -27,7 +27,7 @@ type view struct {
 	Message              string // also chooser.html
 	RetryURL, SignOutURL string
 	Audience, Heading    string // chooser.html
-	Choices              []choiceView
+	Choices, Signups     []choiceView
 	Action               string // logout.html, static_login.html
 	CSRFToken, ReturnURL string // logout.html
 	Audiences            []audienceView
@@ -145,6 +145,9 @@ type Choice struct {
 	// Kind is the provider type ("saml", "oidc", "google", "github",
 	// "static", …). It only picks a small text badge and a CSS class.
 	Kind string
+	// SignupURL, when set, opens the provider's own sign-up screen; the
+	// page lists it under "New here?".
+	SignupURL string
 }
 
 // ChooserPage is the sign-in chooser shown when an audience offers several
@@ -165,7 +168,7 @@ type ChooserPage struct {
 }
 
 type choiceView struct {
-	ID, Label, URL, Kind, Badge string
+	ID, Label, URL, Kind, Badge, SignupURL string
 }
 
 // kindBadges are the badge texts of the provider kinds Gatehouse knows.
@@ -218,7 +221,10 @@ func (r *Renderer) Chooser(w http.ResponseWriter, p ChooserPage) {
 		if label == "" {
 			label = c.ID
 		}
-		v.Choices = append(v.Choices, choiceView{ID: c.ID, Label: label, URL: c.URL, Kind: kind, Badge: badge})
+		v.Choices = append(v.Choices, choiceView{ID: c.ID, Label: label, URL: c.URL, Kind: kind, Badge: badge, SignupURL: c.SignupURL})
+		if c.SignupURL != "" {
+			v.Signups = append(v.Signups, choiceView{ID: c.ID, Label: label, URL: c.SignupURL, Kind: kind})
+		}
 	}
 	r.render(w, http.StatusOK, pageChooser, v, nonce, nil)
 }
