@@ -184,6 +184,8 @@ type Forward struct {
 	Roles     string            `yaml:"roles" doc:"Header for the roles (comma-separated)."`
 	Claims    map[string]string `yaml:"claims" doc:"More headers: header name to extra claim name."`
 	Assertion *bool             `yaml:"assertion" doc:"Send the signed assertion header. Default true."`
+	// AccessToken forwards the provider's access token (OIDC sessions).
+	AccessToken string `yaml:"access_token" doc:"Header that carries the person's OIDC access token upstream: Authorization (sent as Bearer) or a name such as X-Forwarded-Access-Token. Omitted: never forwarded, and sessions keep no access or refresh token. When set, sessions of the route's providers keep their tokens and refresh them before they expire."`
 }
 
 // Provider is one identity provider. Type selects which of the typed

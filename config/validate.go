@@ -417,6 +417,18 @@ func (v *validator) routes() {
 				}
 			}
 			v.enum(fp+".user_claim", f.UserClaim, "sub", "email", "name")
+			if f.AccessToken != "" {
+				browser := false
+				for _, a := range r.Audience {
+					browser = browser || a == "workforce" || a == "customer"
+				}
+				switch {
+				case !ValidHeaderName(f.AccessToken):
+					v.add(fp+".access_token", "e.g. Authorization or X-Forwarded-Access-Token", "invalid header name %q", f.AccessToken)
+				case !browser:
+					v.add(fp+".access_token", "API clients send their own token, which is forwarded as they sent it", "access_token needs a workforce or customer audience")
+				}
+			}
 			for _, h := range sortedKeys(f.Claims) {
 				if !ValidHeaderName(h) {
 					v.add(fp+".claims."+h, "", "invalid header name %q", h)

@@ -76,6 +76,9 @@ type Forward struct {
 	Claims [][2]string
 	// Assertion is true when the signed assertion header is sent.
 	Assertion bool
+	// AccessToken is the header carrying the session's access token
+	// ("Authorization" means the Bearer form); "" means none.
+	AccessToken string
 }
 
 // SubRule is a compiled nested rule of a route.
@@ -187,7 +190,7 @@ func (c *compiler) route(i int, rc *config.Route, roles *roleTable) *Route {
 	r.require = compileRequire(rc.Require)
 	if f := rc.Forward; f != nil {
 		ck := textproto.CanonicalMIMEHeaderKey
-		r.Forward = Forward{User: ck(f.User), UserClaim: f.UserClaim, Email: ck(f.Email), Name: ck(f.Name), Groups: ck(f.Groups), Roles: ck(f.Roles), Assertion: f.Assertion == nil || *f.Assertion}
+		r.Forward = Forward{User: ck(f.User), UserClaim: f.UserClaim, Email: ck(f.Email), Name: ck(f.Name), Groups: ck(f.Groups), Roles: ck(f.Roles), Assertion: f.Assertion == nil || *f.Assertion, AccessToken: ck(f.AccessToken)}
 		for h, claim := range f.Claims {
 			r.Forward.Claims = append(r.Forward.Claims, [2]string{ck(h), claim})
 		}
@@ -341,6 +344,9 @@ func (p *Policy) HeaderNames() []string {
 		add(f.Roles)
 		for _, c := range f.Claims {
 			add(c[0])
+		}
+		if f.AccessToken != "Authorization" {
+			add(f.AccessToken)
 		}
 	}
 	sort.Strings(out)

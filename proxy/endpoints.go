@@ -355,7 +355,11 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		id.AuthTime = g.now()
 	}
 	stepUpUnmet := a.StepUp != nil && !a.StepUp.SatisfiedBy(id, g.now())
-	if err := g.startSession(s, w, r, rec, name, id, keptTokens(tokens)); err != nil {
+	kept := keptTokens(tokens)
+	if s.keepsTokens(name) {
+		kept = keptTokensForwarding(tokens)
+	}
+	if err := g.startSession(s, w, r, rec, name, id, kept); err != nil {
 		g.loginFailed(s, w, r, rec, name, err, a.ReturnURL, string(a.Audience))
 		return
 	}
@@ -433,6 +437,21 @@ func keptTokens(t map[string]string) map[string]string {
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// keptTokensForwarding is keptTokens plus the access and refresh tokens,
+// for providers whose access token a route forwards.
+func keptTokensForwarding(t map[string]string) map[string]string {
+	out := keptTokens(t)
+	for _, k := range []string{tokAccess, tokRefresh, tokExpiry, tokType} {
+		if v := t[k]; v != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
 	}
 	return out
 }

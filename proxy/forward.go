@@ -173,6 +173,19 @@ func (s *snapshot) setIdentity(h http.Header, d *policy.Decision, who principal)
 	for _, c := range f.Claims {
 		setHeader(h, c[0], id.Extra[c[1]])
 	}
+	if f.AccessToken != "" {
+		// Whatever the client sent under this name goes; the session's
+		// token (if any) takes its place.
+		delete(h, f.AccessToken)
+		if who.session != nil {
+			if tok := who.session.Tokens[tokAccess]; tok != "" {
+				if f.AccessToken == "Authorization" {
+					tok = "Bearer " + tok
+				}
+				setHeader(h, f.AccessToken, tok)
+			}
+		}
+	}
 	if f.Assertion && s.cache != nil {
 		key := who.key + "\x00" + route.Name
 		tok, err := s.cache.Get(key, func() assertion.Claims {

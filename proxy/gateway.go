@@ -79,9 +79,11 @@ type Gateway struct {
 	now func() time.Time
 	// mem is the shared state used when Options.Shared is nil; it lives
 	// as long as the gateway, across reloads.
-	mem    *state.Memory
-	ridSeq atomic.Uint64
-	ridPfx string
+	mem *state.Memory
+	// refresh runs token refreshes once per refresh token.
+	refresh *refresher
+	ridSeq  atomic.Uint64
+	ridPfx  string
 }
 
 // snapshot is everything a request needs, compiled once per policy.
@@ -108,6 +110,9 @@ type snapshot struct {
 	// logouts maps providers' logout endpoints (relative to Prefix) to
 	// provider names.
 	logouts map[string]string
+	// tokenProviders are the providers whose sessions keep access and
+	// refresh tokens (a route of their audience forwards the token).
+	tokenProviders map[string]bool
 	// roleNames memoizes role headers by role set (see roleHeader).
 	roleNames    sync.Map
 	roleNamesLen atomic.Int64
@@ -123,7 +128,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	var pfx [4]byte
 	rand.Read(pfx[:])
-	g := &Gateway{log: o.Logger, now: o.Now, ridPfx: hex.EncodeToString(pfx[:])}
+	g := &Gateway{log: o.Logger, now: o.Now, ridPfx: hex.EncodeToString(pfx[:]), refresh: newRefresher()}
 	if err := g.Reload(o); err != nil {
 		return nil, err
 	}
@@ -206,6 +211,17 @@ func (g *Gateway) build(o Options) (*snapshot, error) {
 					return nil, fmt.Errorf("provider %s: endpoint %q is taken or invalid", name, path)
 				}
 				s.endpoints[path] = h
+			}
+		}
+	}
+	s.tokenProviders = map[string]bool{}
+	for _, r := range o.Policy.Routes() {
+		if r.Forward.AccessToken == "" {
+			continue
+		}
+		for _, a := range r.Audiences {
+			for _, name := range o.Policy.Providers(a) {
+				s.tokenProviders[name] = true
 			}
 		}
 	}
@@ -372,6 +388,13 @@ func (g *Gateway) authenticate(s *snapshot, w http.ResponseWriter, r *http.Reque
 				store.Clear(w, r, aud)
 				continue
 			}
+		}
+		if err == nil && s.tokenProviders[p.Identity.Provider] {
+			before := p
+			if p = g.maybeRefresh(s, w, r, rec, p); p == nil {
+				continue
+			}
+			touched = touched && p == before // a refresh saved it already
 		}
 		switch {
 		case err == nil:
