@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -51,6 +53,9 @@ func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, 
 		g.callback(s, w, r, rec, strings.TrimPrefix(name, "callback/"))
 	case s.callbacks[name] != "":
 		g.callback(s, w, r, rec, s.callbacks[name])
+	case s.scim != nil && (name == "scim/v2" || strings.HasPrefix(name, "scim/v2/")):
+		rec.reason = "scim"
+		s.scim.ServeHTTP(w, r)
 	case s.logouts[name] != "":
 		g.receiveLogout(s, w, r, rec, s.logouts[name])
 	case s.endpoints[name] != nil:
@@ -87,6 +92,11 @@ func (g *Gateway) Ready() error {
 				return errors.New(name + ": " + err.Error())
 			}
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Shared.Ping(ctx); err != nil {
+		return fmt.Errorf("shared state (%s): %w", s.opts.Shared.Kind(), err)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proxy/headers"
 	"github.com/gatehouse-dev/gatehouse/proxy/pages"
 	"github.com/gatehouse-dev/gatehouse/proxy/redirect"
+	"github.com/gatehouse-dev/gatehouse/proxy/scim"
 	"github.com/gatehouse-dev/gatehouse/session"
 	"github.com/gatehouse-dev/gatehouse/state"
 )
@@ -113,6 +114,8 @@ type snapshot struct {
 	// tokenProviders are the providers whose sessions keep access and
 	// refresh tokens (a route of their audience forwards the token).
 	tokenProviders map[string]bool
+	// scim serves /.gatehouse/scim/v2 when the policy sets scim.token.
+	scim http.Handler
 	// roleNames memoizes role headers by role set (see roleHeader).
 	roleNames    sync.Map
 	roleNamesLen atomic.Int64
@@ -213,6 +216,13 @@ func (g *Gateway) build(o Options) (*snapshot, error) {
 				s.endpoints[path] = h
 			}
 		}
+	}
+	if tok := cfg.SCIM.Token; tok != "" {
+		h, err := scim.New(scim.Options{Token: tok, Revoke: g.RevokeUser, Logger: o.Logger, Now: o.Now})
+		if err != nil {
+			return nil, fmt.Errorf("scim: %w", err)
+		}
+		s.scim = http.StripPrefix(Prefix+"scim/v2", h)
 	}
 	s.tokenProviders = map[string]bool{}
 	for _, r := range o.Policy.Routes() {

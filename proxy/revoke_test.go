@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -302,3 +303,44 @@ func TestSPInitiatedSingleLogoutRoundTrip(t *testing.T) {
 		t.Errorf("after a failed IdP logout: status %d, want 302 (signed out locally)", r.StatusCode)
 	}
 }
+
+func TestSCIMDeprovisioningEndsSessions(t *testing.T) {
+	const token = "scim-token-0123456789abcdef0123456789"
+	e := newEnvWith(t, envConfig{policy: mainPolicy + "scim: { token: \"" + token + "\" }\n"})
+	alice, bob := e.browser(), e.browser()
+	alice.signIn("/docs", "alice")
+	bob.signIn("/docs", "bob")
+	scimDo := func(method, path, body, tok string) *resp {
+		return e.browser().do(method, proxy.Prefix+"scim/v2"+path, strings.NewReader(body),
+			"Authorization", "Bearer "+tok, "Content-Type", "application/scim+json")
+	}
+	if r := scimDo("GET", "/Users", "", "wrong"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("SCIM with a wrong token: status %d", r.StatusCode)
+	}
+	// The IdP creates the user, then deactivates it (Okta's PATCH shape).
+	r := scimDo("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@corp.example","active":true}`, token)
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("SCIM create: status %d %s", r.StatusCode, r.body)
+	}
+	if got := alice.get("/docs"); got.StatusCode != http.StatusOK {
+		t.Fatalf("creating the user ended the session: %d", got.StatusCode)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := jsonUnmarshal(r.body, &created); err != nil || created.ID == "" {
+		t.Fatalf("SCIM create answer %s: %v", r.body, err)
+	}
+	r = scimDo("PATCH", "/Users/"+created.ID, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}`, token)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("SCIM deactivate: status %d %s", r.StatusCode, r.body)
+	}
+	if got := alice.get("/docs"); got.StatusCode != http.StatusFound {
+		t.Errorf("alice after SCIM deactivation: status %d, want 302", got.StatusCode)
+	}
+	if got := bob.get("/docs"); got.StatusCode != http.StatusOK {
+		t.Errorf("bob after alice's deactivation: status %d", got.StatusCode)
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -68,8 +68,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 // registry, keeping the generated secrets for reloads.
 func newGateway(l *app.Loaded, log *zap.Logger) (*proxy.Gateway, *runtime, error) {
 	rt := newRuntime(log)
-	opts, secrets, err := app.Build(l, log, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	shared, err := app.OpenShared(ctx, l.Config, log)
 	if err != nil {
+		return nil, nil, err
+	}
+	opts, secrets, err := app.Build(l, log, &app.Secrets{Shared: shared})
+	if err != nil {
+		shared.Close()
 		return nil, nil, err
 	}
 	rt.secrets = secrets
@@ -199,6 +206,9 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, s
 				return nil
 			}
 			log.Info("stopped")
+			if rt.secrets != nil && rt.secrets.Shared != nil {
+				rt.secrets.Shared.Close()
+			}
 			return nil
 		}
 	}

@@ -4,6 +4,7 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,6 +28,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
 	"github.com/gatehouse-dev/gatehouse/proxy/pages"
 	"github.com/gatehouse-dev/gatehouse/session"
+	"github.com/gatehouse-dev/gatehouse/state"
+	"github.com/gatehouse-dev/gatehouse/state/redis"
 )
 
 // Loaded is a policy file read, validated and compiled.
@@ -67,6 +70,41 @@ func LoadBytes(name string, data []byte, env config.LookupEnv) (*Loaded, error) 
 type Secrets struct {
 	SessionKey   []byte
 	AssertionKey assertion.Key
+	// Shared is the shared state (OpenShared), kept across reloads: a
+	// reload does not reconnect. nil at the first Build means this
+	// process's memory.
+	Shared state.Shared
+}
+
+// OpenShared connects to the shared state the policy names (state.redis_url)
+// or returns this process's memory. A Redis that cannot be reached is an
+// error: Gatehouse does not start half-shared.
+func OpenShared(ctx context.Context, cfg *config.Config, log *zap.Logger) (state.Shared, error) {
+	if cfg.State.RedisURL == "" {
+		return state.NewMemory(nil), nil
+	}
+	s, err := redis.Open(ctx, cfg.State.RedisURL, redis.Options{KeyPrefix: cfg.State.KeyPrefix, Timeout: cfg.State.Timeout.D()})
+	if err != nil {
+		return nil, fmt.Errorf("state.redis_url: %w", err)
+	}
+	log.Info("shared state on Redis", zap.String("key_prefix", cfg.State.KeyPrefix))
+	return s, nil
+}
+
+// samlReplay adapts a state.Once to the SAML provider's replay cache.
+type samlReplay struct{ once state.Once }
+
+func (r samlReplay) Consume(id string, expiresAt time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	first, err := r.once.Claim(ctx, "saml-assertion:"+id, expiresAt)
+	if err != nil {
+		return err
+	}
+	if !first {
+		return saml.ErrReplayed
+	}
+	return nil
 }
 
 // Build turns a loaded policy into gateway options. prev carries the
@@ -78,7 +116,13 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 	if prev != nil {
 		*sec = *prev
 	}
-	o := proxy.Options{Policy: l.Policy, Logger: log}
+	if sec.Shared == nil {
+		sec.Shared = state.NewMemory(nil)
+	}
+	if cfg.State.RedisURL != "" && sec.Shared.Kind() != "redis" {
+		log.Warn("state.redis_url is set but this process keeps state in memory: restart Gatehouse to connect to Redis")
+	}
+	o := proxy.Options{Policy: l.Policy, Logger: log, Shared: sec.Shared}
 
 	// Session keys: from the policy, or one random key for this process.
 	var keys [][]byte
@@ -102,6 +146,12 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		return o, nil, err
 	}
 	o.Sessions = store
+	if cfg.Session.Store == "server" {
+		if sec.Shared.Kind() == "memory" {
+			log.Warn("session.store is server but the shared state is this process's memory: sessions end when Gatehouse restarts and are not shared between replicas (set state.redis_url)")
+		}
+		o.Store = session.NewServerStore(store, sec.Shared.Sessions())
+	}
 	uk := sha256.Sum256(append([]byte("gatehouse log user hash\x00"), keys[0]...))
 	o.UserKey = uk[:]
 
@@ -179,7 +229,7 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		case pc.OIDC != nil, pc.Google != nil, pc.Microsoft != nil, pc.GitLab != nil, pc.GitHub != nil:
 			// No I/O here: OIDC discovery is lazy, so a provider that is
 			// down does not stop Gatehouse from starting (readiness says).
-			p, err := oidc.NewFromSettings(name, pc.Settings(), oidc.Env{Logger: log})
+			p, err := oidc.NewFromSettings(name, pc.Settings(), oidc.Env{Logger: log, Replay: sec.Shared.Once()})
 			if err != nil {
 				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
 			}
@@ -187,7 +237,7 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		case pc.SAML != nil:
 			// Reads the SP key pair (and a metadata file) now; a metadata
 			// URL is fetched in the background (readiness says).
-			p, err := saml.New(name, pc.SAML, saml.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log})
+			p, err := saml.New(name, pc.SAML, saml.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log, Replay: samlReplay{sec.Shared.Once()}})
 			if err != nil {
 				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
 			}
