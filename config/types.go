@@ -18,6 +18,8 @@ type Config struct {
 	Providers map[string]Provider `yaml:"providers" doc:"Identity providers by name. The type key selects the provider's settings."`
 	Roles     map[string]Role     `yaml:"roles" doc:"Roles, granted from IdP groups, email domains, emails or subjects, with inheritance."`
 	Routes    []Route             `yaml:"routes" doc:"Routes: what is matched, who may reach it, and where it goes."`
+	Tracing   Tracing             `yaml:"tracing" doc:"OpenTelemetry tracing (off by default); W3C traceparent is propagated upstream."`
+	Privacy   Privacy             `yaml:"privacy" doc:"Privacy by design for customers: consent purposes, data minimization, pseudonymous subjects, regions, retention and deletion notices."`
 	SCIM      SCIM                `yaml:"scim" doc:"A SCIM 2.0 /Users endpoint at /.gatehouse/scim/v2 through which an IdP deprovisions people (their sessions end on every replica)."`
 
 	// Source records where each key came from, for diagnostics.
@@ -26,14 +28,15 @@ type Config struct {
 
 // Server holds listener and network settings.
 type Server struct {
-	Listen               string   `yaml:"listen" doc:"Public listen address. Default :8080."`
-	PublicURL            string   `yaml:"public_url" doc:"External base URL of the gateway, used for callbacks and the assertion issuer. Default http://localhost:8080."`
-	AdminListen          string   `yaml:"admin_listen" doc:"Address of the separate admin listener (metrics, health). Empty disables it. Never the public address."`
-	AdminToken           string   `yaml:"admin_token" doc:"Bearer secret (at least 32 bytes; use ${ENV}) required by the admin listener's write endpoints (session revocation). Without it those endpoints are off."`
-	TrustedProxies       []string `yaml:"trusted_proxies" doc:"CIDRs or IPs of proxies whose X-Forwarded-* and Forwarded headers are believed."`
-	AllowedRedirectHosts []string `yaml:"allowed_redirect_hosts" doc:"Extra hosts (exact or *.example.com) that return URLs may point to. Route hosts are allowed already."`
-	StripHeaders         []string `yaml:"strip_headers" doc:"Extra client header names (or Prefix-* patterns) always removed before forwarding."`
-	Timeouts             Timeouts `yaml:"timeouts" doc:"Server and upstream timeouts."`
+	Listen               string     `yaml:"listen" doc:"Public listen address. Default :8080."`
+	PublicURL            string     `yaml:"public_url" doc:"External base URL of the gateway, used for callbacks and the assertion issuer. Default http://localhost:8080."`
+	AdminListen          string     `yaml:"admin_listen" doc:"Address of the separate admin listener (metrics, health). Empty disables it. Never the public address."`
+	AdminToken           string     `yaml:"admin_token" doc:"Bearer secret (at least 32 bytes; use ${ENV}) required by the admin listener's write endpoints (session revocation). Without it those endpoints are off."`
+	TrustedProxies       []string   `yaml:"trusted_proxies" doc:"CIDRs or IPs of proxies whose X-Forwarded-* and Forwarded headers are believed."`
+	AllowedRedirectHosts []string   `yaml:"allowed_redirect_hosts" doc:"Extra hosts (exact or *.example.com) that return URLs may point to. Route hosts are allowed already."`
+	StripHeaders         []string   `yaml:"strip_headers" doc:"Extra client header names (or Prefix-* patterns) always removed before forwarding."`
+	Timeouts             Timeouts   `yaml:"timeouts" doc:"Server and upstream timeouts."`
+	RateLimit            *RateLimit `yaml:"rate_limit" doc:"Rate limits applied to every request (per client IP, per user), counted in the shared state."`
 }
 
 // Timeouts holds server-wide time limits.
@@ -116,16 +119,18 @@ type Role struct {
 
 // Route is one entry of the route table.
 type Route struct {
-	Name     string     `yaml:"name" doc:"Unique route name; the assertion's aud and the metrics label."`
-	Match    Match      `yaml:"match" doc:"Which requests the route takes."`
-	Audience StringList `yaml:"audience" doc:"Audience(s): workforce, customer, api, public. A string or a list."`
-	Allow    *Rule      `yaml:"allow" doc:"Who may pass. Omitted: nobody, unless the audience is public."`
-	Deny     *Rule      `yaml:"deny" doc:"Who may never pass; beats allow, also inside nested rules."`
-	Require  *Require   `yaml:"require" doc:"Authentication strength required (MFA, ACR, recent sign-in)."`
-	Rules    []SubRule  `yaml:"rules" doc:"Nested rules for sub-paths; the most specific matching one applies."`
-	Upstream string     `yaml:"upstream" doc:"Upstream base URL (http or https)."`
-	Forward  *Forward   `yaml:"forward" doc:"Identity headers sent upstream. Omitted: the X-Gatehouse-* defaults."`
-	Timeout  Duration   `yaml:"timeout" doc:"Upstream response-header timeout for this route."`
+	Name      string        `yaml:"name" doc:"Unique route name; the assertion's aud and the metrics label."`
+	Match     Match         `yaml:"match" doc:"Which requests the route takes."`
+	Audience  StringList    `yaml:"audience" doc:"Audience(s): workforce, customer, api, public. A string or a list."`
+	Allow     *Rule         `yaml:"allow" doc:"Who may pass. Omitted: nobody, unless the audience is public."`
+	Deny      *Rule         `yaml:"deny" doc:"Who may never pass; beats allow, also inside nested rules."`
+	Require   *Require      `yaml:"require" doc:"Authentication strength required (MFA, ACR, recent sign-in)."`
+	Rules     []SubRule     `yaml:"rules" doc:"Nested rules for sub-paths; the most specific matching one applies."`
+	Upstream  string        `yaml:"upstream" doc:"Upstream base URL (http or https)."`
+	Forward   *Forward      `yaml:"forward" doc:"Identity headers sent upstream. Omitted: the X-Gatehouse-* defaults."`
+	Timeout   Duration      `yaml:"timeout" doc:"Upstream response-header timeout for this route."`
+	RateLimit *RateLimit    `yaml:"rate_limit" doc:"Rate limits of this route (per client IP, per user), counted in the shared state."`
+	Privacy   *RoutePrivacy `yaml:"privacy" doc:"Consent purposes the route requires, the identity claims it may receive, its pseudonymous subject group and its regions."`
 	// PreserveHost sends the client's Host header upstream instead of the upstream's.
 	PreserveHost bool `yaml:"preserve_host" doc:"Send the client's Host header upstream."`
 }
