@@ -78,7 +78,7 @@ func startOP(t *testing.T, redirectURIs ...string) string {
 
 // startOPWith runs the independent OP with the given redirect and
 // post-logout URIs and returns its issuer URL.
-func startOPWith(t *testing.T, redirectURIs []string, postLogoutURI string) string {
+func startOPWith(t *testing.T, redirectURIs []string, postLogoutURI string, env ...string) string {
 	t.Helper()
 	node, dir := nodeOP(t)
 	cmd := exec.Command(node, "server.mjs")
@@ -86,6 +86,7 @@ func startOPWith(t *testing.T, redirectURIs []string, postLogoutURI string) stri
 	cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_ID="+opClientID, "CLIENT_SECRET="+opClientSecret,
 		"REDIRECT_URI="+strings.Join(redirectURIs, ","), "POST_LOGOUT_REDIRECT_URI="+postLogoutURI,
 		"NODE_NO_WARNINGS=1")
+	cmd.Env = append(cmd.Env, env...)
 	issuer := make(chan string, 1)
 	cmd.Stdout = &announceWriter{prefix: "listening ", found: issuer}
 	var stderr syncBuffer

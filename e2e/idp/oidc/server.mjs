@@ -9,6 +9,9 @@
 //   CLIENT_ID, CLIENT_SECRET   the client's credentials
 //   REDIRECT_URI               its redirect URI (comma-separated for several)
 //   POST_LOGOUT_REDIRECT_URI   where RP-initiated logout may return (optional)
+//   BACKCHANNEL_LOGOUT_URI     where the OP posts back-channel logout tokens
+//                              (optional; sid required)
+//   ACCESS_TOKEN_TTL           access token lifetime in seconds (default 600)
 //
 // Interactions are answered at once: GET /interaction/:uid signs in the
 // test account (login) and grants what the client asked (consent). The
@@ -28,6 +31,8 @@ const redirectURIs = (process.env.REDIRECT_URI || 'http://127.0.0.1:8080/.gateho
 const postLogout = (process.env.POST_LOGOUT_REDIRECT_URI || '').split(',').filter(Boolean);
 const acrGranted = (process.env.ACR_GRANTED || 'urn:gatehouse:test:mfa').split(' ').filter(Boolean);
 const acrDefault = 'urn:gatehouse:test:pwd';
+const backchannel = process.env.BACKCHANNEL_LOGOUT_URI || '';
+const accessTTL = Number(process.env.ACCESS_TOKEN_TTL || 600);
 
 const accounts = {
   'alice-0001': {
@@ -111,6 +116,7 @@ server.listen(port, '127.0.0.1', () => {
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       require_auth_time: true,
+      ...(backchannel ? { backchannel_logout_uri: backchannel, backchannel_logout_session_required: true } : {}),
     }],
     jwks: { keys: [jwk] },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
@@ -132,18 +138,29 @@ server.listen(port, '127.0.0.1', () => {
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
     },
     interactions: { url: (_ctx, i) => `/interaction/${i.uid}` },
+    // The OP's outgoing requests (back-channel logout tokens) go to the
+    // gateway on 127.0.0.1, which oidc-provider's SSRF guard refuses as a
+    // special-use address. This test OP drops the guard; a real OP keeps it.
+    fetch: (url, options) => {
+      delete options.dispatcher;
+      return globalThis.fetch(url, options);
+    },
     async findAccount(_ctx, id) {
       const a = accounts[id];
       if (!a) return undefined;
       return { accountId: id, async claims() { return { ...a }; } };
     },
     ttl: {
-      AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600, RefreshToken: 3600,
+      AccessToken: accessTTL, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600, Grant: 3600, RefreshToken: 3600,
     },
   });
   provider.on('server_error', (_ctx, err) => console.error('op server_error:', err));
+  provider.on('backchannel.error', (_ctx, err, client) => console.error('op backchannel.error:', client.clientId, err));
+  provider.on('backchannel.success', (_ctx, client) => console.error('op backchannel.success:', client.clientId));
+  provider.on('end_session.success', () => console.error('op end_session.success'));
   console.log(`listening ${issuer}`);
 });
 
