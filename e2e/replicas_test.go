@@ -9,6 +9,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +27,10 @@ import (
 	"time"
 )
 
-const replicaAdminToken = "replica-admin-token-0123456789abcdef0123"
+const (
+	replicaAdminToken = "replica-admin-token-0123456789abcdef0123"
+	replicaSCIMToken  = "replica-scim-token-0123456789abcdef01234"
+)
 
 func freeLoopbackPort(t *testing.T) string {
 	t.Helper()
@@ -225,6 +229,7 @@ providers:
     users:
       - { sub: alice, email: alice@corp.example }
       - { sub: bob, email: bob@corp.example }
+scim: { token: "` + replicaSCIMToken + `" }
 routes:
   - name: app
     match: { path: /app }
@@ -304,6 +309,36 @@ routes:
 		}
 	}
 
+	// SCIM deactivation through replica 3 ends bob's sessions on all three
+	// (the IdP's connector talks to whichever replica the balancer picks).
+	carol := newBrowser()
+	carol.signIn("bob")
+	scimReq, _ := http.NewRequest("DELETE", "http://"+addrs[2]+"/.gatehouse/scim/v2/Users/u-"+base64.RawURLEncoding.EncodeToString([]byte("bob@corp.example")), nil)
+	scimReq.Header.Set("Authorization", "Bearer "+replicaSCIMToken)
+	if res, err := client.Do(scimReq); err != nil || res.StatusCode != http.StatusNoContent {
+		t.Fatalf("SCIM DELETE on replica 3: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+	deprovisioned := time.Now()
+	for _, who := range []*rrBrowser{bob, carol} {
+		for i := range n {
+			for {
+				code, _ := get(who, i)
+				if code == http.StatusFound {
+					break
+				}
+				if time.Since(deprovisioned) > time.Second {
+					t.Fatalf("bob still served by replica %d %v after SCIM deprovisioning (status %d)", i+1, time.Since(deprovisioned), code)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	t.Logf("SCIM deprovisioning effective on all replicas %v after the call", time.Since(deprovisioned).Round(time.Millisecond))
+	nextWallSecond() // a sign-in in the revocation's own second would be revoked too
+	bob.signIn("bob")
+
 	// 3. Killing a replica loses no session.
 	reps[0].kill()
 	for i := 1; i < n; i++ {
@@ -375,4 +410,11 @@ routes:
 	if !sawUnavailable {
 		t.Error("no replica logged a structured 'shared state unavailable' error during the Redis outage")
 	}
+}
+
+// nextWallSecond waits for the next wall-clock second (session creation
+// times and revocations compare at one-second precision).
+func nextWallSecond() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second + 10*time.Millisecond).Sub(now))
 }
