@@ -30,6 +30,9 @@ type SAMLProvider struct {
 	ClockSkew         Duration `yaml:"clock_skew" doc:"Tolerated clock difference with the IdP when checking NotBefore, NotOnOrAfter and IssueInstant. Default 2m, at most 3m."`
 	NameIDFormat      string   `yaml:"name_id_format" doc:"NameID format to ask for: email, persistent, transient or unspecified (default: the IdP chooses). The NameID becomes the subject: prefer persistent."`
 
+	SingleLogout *bool  `yaml:"single_logout" doc:"SAML single logout (SLO): signing out here also ends the IdP session (a signed LogoutRequest sent with the browser), and a signed LogoutRequest from the IdP ends the sessions it names here. Default true; it takes effect only when the IdP metadata lists a SingleLogoutService. The SP metadata then lists the SLO endpoint <public_url>/.gatehouse/saml/<provider>/slo."`
+	SLOBinding   string `yaml:"slo_binding" doc:"How the LogoutRequest reaches the IdP: redirect (HTTP-Redirect) or post (HTTP-POST). Default: the same as binding; the other one is used when the IdP offers only that."`
+
 	MFAAuthnContexts []string       `yaml:"mfa_authn_contexts" doc:"AuthnContextClassRef values requested when a route requires MFA and accepted as MFA. Default [https://refeds.org/profile/mfa, http://schemas.microsoft.com/claims/multipleauthn]."`
 	Attributes       SAMLAttributes `yaml:"attributes" doc:"Which SAML attributes give the email, display name, groups and extra facts."`
 }
@@ -103,6 +106,10 @@ func (s *SAMLProvider) Validate() []FieldError {
 		add(key, didYouMean(val, allowed), "unknown value %q", val)
 	}
 	enum("binding", s.Binding, "redirect", "post")
+	enum("slo_binding", s.SLOBinding, "redirect", "post")
+	if s.SingleLogout != nil && !*s.SingleLogout && s.SLOBinding != "" {
+		add("slo_binding", "remove slo_binding, or set single_logout: true", "slo_binding is set but single_logout is false")
+	}
 	enum("name_id_format", s.NameIDFormat, "email", "persistent", "transient", "unspecified")
 	if s.ClockSkew.D() > SAMLMaxClockSkew {
 		add("clock_skew", "at most 3m; fix the clocks (NTP) rather than widen the window", "clock skew %s is too large", s.ClockSkew.D())

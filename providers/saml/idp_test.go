@@ -37,6 +37,8 @@ const (
 	testPublic = "https://gw.example.test"
 	testACS    = testPublic + "/.gatehouse/saml/corp/acs"
 	testIdPURL = "https://idp.example.test"
+	testSLO    = testPublic + "/.gatehouse/saml/corp/slo"
+	testIdPSLO = testIdPURL + "/slo"
 )
 
 // Keys are slow to make under -race: make each kind once.
@@ -91,6 +93,7 @@ func newTestIdP(t testing.TB, otherKey bool) *testIdP {
 	}
 	mu, _ := url.Parse(testIdPURL + "/metadata")
 	su, _ := url.Parse(testIdPURL + "/sso")
+	lu, _ := url.Parse(testIdPSLO)
 	ti := &testIdP{}
 	ti.idp = &crewjam.IdentityProvider{
 		Key:                     key,
@@ -98,6 +101,8 @@ func newTestIdP(t testing.TB, otherKey bool) *testIdP {
 		Certificate:             cert,
 		MetadataURL:             *mu,
 		SSOURL:                  *su,
+		LogoutURL:               *lu,
+		LogoutBindings:          []string{crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding},
 		SignatureMethod:         dsig.RSASHA256SignatureMethod,
 		WantAuthnRequestsSigned: true,
 		ServiceProviderProvider: ti,

@@ -3,7 +3,7 @@
 // AuthnRequests, the assertion consumer service (ACS) and SP metadata
 // under /.gatehouse/saml/<name>/, IdP metadata from a URL (refreshed in the
 // background, the last good copy kept) or a file or inline XML, encrypted
-// assertions, and optional IdP-initiated sign-in.
+// assertions, optional IdP-initiated sign-in, and single logout (slo.go).
 //
 // It is built on github.com/crewjam/saml's ServiceProvider, wired by hand
 // rather than through samlsp's middleware, so that the attempt cookie,
@@ -96,6 +96,7 @@ type Provider struct {
 	entityID    string
 	metadataURL url.URL // this SP's metadata
 	acsURL      url.URL // the ACS on the public URL
+	sloURL      url.URL // the SLO endpoint on the public URL
 
 	key  crypto.Signer
 	cert *x509.Certificate
@@ -107,6 +108,8 @@ type Provider struct {
 	nameIDFormat      crewjam.NameIDFormat
 	mfaContexts       []string
 	attrs             attributeMap
+	singleLogout      bool
+	sloBinding        string
 
 	meta   *metadataSource
 	replay ReplayCache
@@ -162,6 +165,8 @@ func New(name string, cfg *config.SAMLProvider, env Env) (*Provider, error) {
 		nameIDFormat:      nameIDFormats[cfg.NameIDFormat],
 		mfaContexts:       cfg.MFAAuthnContexts,
 		attrs:             newAttributeMap(cfg.Attributes),
+		singleLogout:      cfg.SingleLogout == nil || *cfg.SingleLogout,
+		sloBinding:        cfg.SLOBinding,
 		now:               env.Now,
 		log:               env.Logger,
 	}
@@ -171,6 +176,9 @@ func New(name string, cfg *config.SAMLProvider, env Env) (*Provider, error) {
 	if p.binding == "" {
 		p.binding = "redirect"
 	}
+	if p.sloBinding == "" {
+		p.sloBinding = p.binding
+	}
 	if p.skew == 0 {
 		p.skew = DefaultClockSkew
 	}
@@ -179,7 +187,8 @@ func New(name string, cfg *config.SAMLProvider, env Env) (*Provider, error) {
 	}
 	mu, _ := url.Parse(base + "metadata")
 	au, _ := url.Parse(base + "acs")
-	p.metadataURL, p.acsURL = *mu, *au
+	su, _ := url.Parse(base + "slo")
+	p.metadataURL, p.acsURL, p.sloURL = *mu, *au, *su
 	if p.entityID == "" {
 		p.entityID = mu.String()
 	}
@@ -298,7 +307,8 @@ func (p *Provider) Endpoints() map[string]http.Handler {
 }
 
 // SPMetadata returns this service provider's metadata XML: entity ID, the
-// ACS (HTTP-POST), the signing and, for an RSA key, encryption
+// ACS (HTTP-POST), the SLO endpoint (HTTP-Redirect and HTTP-POST, unless
+// single_logout is false), the signing and, for an RSA key, encryption
 // certificate. Upload it to the IdP or point the IdP at its URL.
 func (p *Provider) SPMetadata() ([]byte, error) {
 	out, err := xml.MarshalIndent(p.serviceProvider(nil, p.acsURL).Metadata(), "", "  ")
@@ -345,6 +355,13 @@ func (p *Provider) serviceProvider(md *metadata, acs url.URL) *crewjam.ServicePr
 	}
 	if p.signRequests {
 		sp.SignatureMethod = signatureMethod(p.key)
+	}
+	if p.singleLogout {
+		// Logout messages are always signed (saml-profiles §4.4.4.1),
+		// whatever sign_requests says.
+		sp.SloURL = p.sloURL
+		sp.LogoutBindings = []string{crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding}
+		sp.LogoutSignatureMethod = signatureMethod(p.key)
 	}
 	if md != nil {
 		sp.IDPMetadata = md.ed
@@ -471,6 +488,49 @@ func parseForm(r *http.Request) error {
 
 // Complete verifies the SAMLResponse posted to the ACS for attempt a.
 func (p *Provider) Complete(_ context.Context, r *http.Request, a *providers.Attempt) (*identity.Identity, error) {
+	assertion, err := p.complete(r, a)
+	if err != nil {
+		return nil, err
+	}
+	return p.identity(assertion)
+}
+
+// CompleteWithTokens is Complete, plus what single logout needs to name
+// the session to the IdP: "sid", the SessionIndex of the AuthnStatement
+// (when the IdP gave one), and the NameID's Format, NameQualifier and
+// SPNameQualifier as "saml_name_id_format", "saml_name_qualifier" and
+// "saml_sp_name_qualifier" (when present). The NameID itself is the
+// identity's Subject.
+func (p *Provider) CompleteWithTokens(_ context.Context, r *http.Request, a *providers.Attempt) (*identity.Identity, map[string]string, error) {
+	assertion, err := p.complete(r, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := p.identity(assertion)
+	if err != nil {
+		return nil, nil, err
+	}
+	tokens := map[string]string{}
+	for _, st := range assertion.AuthnStatements {
+		if si := strings.TrimSpace(st.SessionIndex); si != "" {
+			if hasControl(si) {
+				return nil, nil, providers.Fail("bad_attribute", publicRetry, errors.New("SessionIndex contains control characters"))
+			}
+			tokens[TokenSessionIndex] = si
+			break
+		}
+	}
+	nid := assertion.Subject.NameID // identity checked it is there
+	for k, v := range map[string]string{TokenNameIDFormat: nid.Format, TokenNameQualifier: nid.NameQualifier, TokenSPNameQualifier: nid.SPNameQualifier} {
+		if v != "" && !hasControl(v) {
+			tokens[k] = v
+		}
+	}
+	return id, tokens, nil
+}
+
+// complete verifies the response and returns its assertion.
+func (p *Provider) complete(r *http.Request, a *providers.Attempt) (*crewjam.Assertion, error) {
 	reqID := a.Data["request_id"]
 	if reqID == "" {
 		return nil, providers.Fail("unknown_request", publicRetry, errors.New("the attempt carries no AuthnRequest ID"))
@@ -500,7 +560,7 @@ func (p *Provider) Complete(_ context.Context, r *http.Request, a *providers.Att
 		}
 		return nil, providers.Fail("replay_cache", "", err)
 	}
-	return p.identity(assertion)
+	return assertion, nil
 }
 
 // CompleteUnsolicited accepts an IdP-initiated response when

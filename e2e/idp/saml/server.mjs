@@ -16,6 +16,11 @@
 //   ENCRYPT_ASSERTION=1                   encrypt assertions to the SP (a
 //                                         request can also ask with the
 //                                         header "X-Test-Encrypt: 1")
+//   SINGLE_LOGOUT=1                       advertise and serve single logout
+//                                         (/slo, /test/logout-request);
+//                                         without it the metadata lists no
+//                                         SingleLogoutService and the SP
+//                                         signs out locally only
 //   MEMBER_OF                             the test account's groups,
 //                                         comma-separated (default
 //                                         "staff,it-admins")
@@ -25,6 +30,26 @@
 //   GET  /metadata   the IdP metadata (entityID <base>/metadata)
 //   GET  /sso        HTTP-Redirect binding: the AuthnRequest must be signed
 //   POST /sso        HTTP-POST binding: likewise (enveloped signature)
+//   GET  /slo        single logout, HTTP-Redirect binding: a LogoutRequest
+//                    from the SP (answered with a signed LogoutResponse by
+//                    the same binding) or the SP's LogoutResponse to a
+//                    LogoutRequest made by POST /test/logout-request
+//   POST /slo        likewise, HTTP-POST binding
+//   POST /test/logout-request?binding=redirect|post&nameID=..&sessionIndex=..&relayState=..
+//                    makes an IdP-initiated LogoutRequest to the SP (signed;
+//                    NOT a real IdP feature: tests drive it), answering the
+//                    JSON {"id", "url"} (redirect) or {"id", "url",
+//                    "SAMLRequest", "RelayState"} (post)
+//
+// Every /slo message must be signed (query signature for HTTP-Redirect,
+// enveloped XML signature for HTTP-POST). With "Accept: application/json"
+// /slo answers with JSON: for a LogoutRequest {"id", "nameID",
+// "sessionIndex", "issuer", "url"} plus, for post, {"SAMLResponse",
+// "RelayState"} (the LogoutResponse to deliver to the SP); for a
+// LogoutResponse {"inResponseTo", "status", "relayState"}, after checking
+// it answers a LogoutRequest this IdP made (each answered once). Otherwise
+// it answers a browser: a redirect to (or an auto-submitting form for) the
+// LogoutResponse, or a "Signed out" page.
 //
 // /sso answers at once for the test account: an auto-submitting HTML form
 // to the SP's ACS, or, with "Accept: application/json", the JSON
@@ -50,6 +75,7 @@ const port = Number(process.env.PORT || 0);
 const certPEM = fs.readFileSync(required('IDP_CERT_FILE'), 'utf8');
 const keyPEM = fs.readFileSync(required('IDP_KEY_FILE'), 'utf8');
 const encrypt = process.env.ENCRYPT_ASSERTION === '1';
+const singleLogout = process.env.SINGLE_LOGOUT === '1';
 
 const user = {
   nameID: 'alice-0001',
@@ -102,7 +128,98 @@ function makeIdP(encrypt) {
       { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: `${base}/sso` },
       { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', Location: `${base}/sso` },
     ],
+    singleLogoutService: singleLogout
+      ? [
+          { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect', Location: `${base}/slo` },
+          { Binding: 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', Location: `${base}/slo` },
+        ]
+      : [],
+    // Logout messages from the SP must be signed.
+    wantLogoutRequestSigned: true,
+    wantLogoutResponseSigned: true,
   });
+}
+
+// sloSP is the SP as seen for single logout: it wants the IdP's logout
+// messages signed (samlify signs what the target entity asks for).
+async function sloSP() {
+  return samlify.ServiceProvider({ metadata: await spMetadata(), wantLogoutRequestSigned: true, wantLogoutResponseSigned: true });
+}
+
+// pendingLogouts are the IDs of LogoutRequests this IdP made and not yet
+// seen answered.
+const pendingLogouts = new Set();
+
+// redirectOctets rebuilds the octet string a redirect-binding signature
+// covers, from the raw query, in the order the binding fixes.
+function redirectOctets(url, param) {
+  const raw = url.search.slice(1).split('&');
+  const pick = (k) => raw.find((p) => p.startsWith(k + '='));
+  return [param, 'RelayState', 'SigAlg'].map(pick).filter(Boolean).join('&');
+}
+
+async function testLogoutRequest(req, res, url) {
+  const binding = url.searchParams.get('binding') === 'post' ? 'post' : 'redirect';
+  const sp = await sloSP();
+  const who = { logoutNameID: url.searchParams.get('nameID') || user.nameID, sessionIndex: url.searchParams.get('sessionIndex') || undefined };
+  const relayState = url.searchParams.get('relayState') || '';
+  const out = plainIdP.createLogoutRequest(sp, binding, who, { relayState });
+  pendingLogouts.add(out.id);
+  console.error(`slo: made LogoutRequest ${out.id} (${binding}) for ${who.logoutNameID}`);
+  if (binding === 'redirect') {
+    send(res, 200, 'application/json', JSON.stringify({ id: out.id, url: out.context }));
+  } else {
+    send(res, 200, 'application/json', JSON.stringify({ id: out.id, url: out.entityEndpoint, SAMLRequest: out.context, RelayState: out.relayState }));
+  }
+}
+
+async function slo(req, res, url) {
+  const sp = await sloSP();
+  const binding = req.method === 'GET' ? 'redirect' : 'post';
+  const fields = binding === 'redirect' ? Object.fromEntries(url.searchParams) : Object.fromEntries(new URLSearchParams(await readBody(req)));
+  const request = (param) => (binding === 'redirect' ? { query: fields, octetString: redirectOctets(url, param) } : { body: fields });
+  if (fields.SAMLResponse) {
+    const parsed = await plainIdP.parseLogoutResponse(sp, binding, request('SAMLResponse'));
+    const { inResponseTo, destination } = parsed.extract.response;
+    if (!pendingLogouts.delete(inResponseTo)) {
+      throw new Error(`LogoutResponse to unknown request ${inResponseTo}`);
+    }
+    if (destination !== `${base}/slo`) {
+      throw new Error(`LogoutResponse Destination ${destination}`);
+    }
+    const status = (parsed.samlContent.match(/StatusCode Value="([^"]+)"/) || [])[1];
+    console.error(`slo: LogoutResponse to ${inResponseTo} (${binding}): ${status}`);
+    if (!wantsJSON(req)) {
+      send(res, 200, 'text/html; charset=utf-8', '<!doctype html><html><body><h1>Signed out at the IdP</h1></body></html>');
+      return;
+    }
+    send(res, 200, 'application/json', JSON.stringify({ inResponseTo, status, relayState: fields.RelayState ?? '' }));
+    return;
+  }
+  const parsed = await plainIdP.parseLogoutRequest(sp, binding, request('SAMLRequest'));
+  const ex = parsed.extract;
+  if (ex.request.destination !== `${base}/slo`) {
+    throw new Error(`LogoutRequest Destination ${ex.request.destination}`);
+  }
+  const relayState = fields.RelayState ?? '';
+  const out = plainIdP.createLogoutResponse(sp, parsed, binding, { relayState });
+  console.error(`slo: LogoutRequest ${ex.request.id} (${binding}) for ${ex.nameID}, session ${ex.sessionIndex}`);
+  if (!wantsJSON(req)) {
+    if (binding === 'redirect') {
+      res.writeHead(303, { Location: out.context, 'Cache-Control': 'no-store' });
+      res.end();
+    } else {
+      autoPost(res, out.entityEndpoint, 'SAMLResponse', out.context, relayState);
+    }
+    return;
+  }
+  const answer = { id: ex.request.id, nameID: ex.nameID, sessionIndex: ex.sessionIndex, issuer: ex.issuer };
+  if (binding === 'redirect') {
+    answer.url = out.context;
+  } else {
+    Object.assign(answer, { url: out.entityEndpoint, SAMLResponse: out.context, RelayState: relayState });
+  }
+  send(res, 200, 'application/json', JSON.stringify(answer));
 }
 
 // responseXML is the whole Response, unsigned: samlify signs the assertion
@@ -160,14 +277,24 @@ async function sso(req, res, url) {
   });
   const acs = out.entityEndpoint;
   console.error(`sso: answered request ${request.id} for ${sp.entityMeta.getEntityID()} (audience ${audience}, ${classRef})`);
-  if ((req.headers.accept || '').includes('application/json')) {
+  if (wantsJSON(req)) {
     send(res, 200, 'application/json', JSON.stringify({ acs, SAMLResponse: out.context, RelayState: relayState }));
     return;
   }
+  autoPost(res, acs, 'SAMLResponse', out.context, relayState);
+}
+
+function wantsJSON(req) {
+  return (req.headers.accept || '').includes('application/json');
+}
+
+// autoPost answers a browser with a form posting name=value (and the
+// RelayState) to action, submitted at once.
+function autoPost(res, action, name, value, relayState) {
   const e = xmlEscape;
   send(res, 200, 'text/html; charset=utf-8',
-    `<!doctype html><html><body><form method="post" action="${e(acs)}">` +
-    `<input type="hidden" name="SAMLResponse" value="${e(out.context)}">` +
+    `<!doctype html><html><body><form method="post" action="${e(action)}">` +
+    `<input type="hidden" name="${e(name)}" value="${e(value)}">` +
     (relayState ? `<input type="hidden" name="RelayState" value="${e(relayState)}">` : '') +
     `<button type="submit">Continue</button></form><script>document.forms[0].submit()</script></body></html>`);
 }
@@ -200,6 +327,10 @@ const server = http.createServer(async (req, res) => {
       send(res, 200, 'application/samlmetadata+xml', plainIdP.getMetadata());
     } else if ((req.method === 'GET' || req.method === 'POST') && url.pathname === '/sso') {
       await sso(req, res, url);
+    } else if (singleLogout && (req.method === 'GET' || req.method === 'POST') && url.pathname === '/slo') {
+      await slo(req, res, url);
+    } else if (singleLogout && req.method === 'POST' && url.pathname === '/test/logout-request') {
+      await testLogoutRequest(req, res, url);
     } else {
       send(res, 404, 'text/plain', 'not found\n');
     }
