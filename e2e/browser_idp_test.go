@@ -488,7 +488,7 @@ func TestBrowserSAMLSignIn(t *testing.T) {
 	// The IdP reads the SP metadata from the gateway at each sign-in
 	// (through 127.0.0.1: node may resolve localhost to ::1 first).
 	spMeta := "http://" + g.ln.Addr().String() + "/.gatehouse/saml/corp/metadata"
-	idpBase := startSAMLIdP(t, node, "SP_METADATA_URL="+spMeta, "MEMBER_OF=staff")
+	idpBase := startSAMLIdP(t, node, "SP_METADATA_URL="+spMeta, "MEMBER_OF=staff", "SINGLE_LOGOUT=1")
 
 	dir := t.TempDir()
 	certPEM, keyPEM, err := saml.GenerateKeyPair("gatehouse-e2e-sp")
@@ -609,14 +609,17 @@ routes:
 		t.Errorf("denied page:\n%s", denied)
 	}
 
-	// Sign out: the gateway session ends (no SAML single logout here), so
-	// the next / goes back to the IdP, which signs the test user in again.
+	// Sign out: the gateway session ends, then SAML single logout at the
+	// IdP (a signed LogoutRequest there, its signed LogoutResponse back to
+	// the gateway's SLO endpoint), so the next / goes back to the IdP,
+	// which signs the test user in again.
 	var signedOut, whoami string
+	signOut := tr.mark()
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(g.public+"/.gatehouse/logout"),
 		chromedp.WaitVisible(`form button[type="submit"]`, chromedp.ByQuery),
 		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
-		waitUntil("the signed-out notice", `location.pathname === "/.gatehouse/logout" && document.querySelector("h1")?.textContent === "Signed out"`),
+		waitUntil("the signed-out notice", `location.pathname === "/.gatehouse/saml/corp/slo" && document.querySelector("h1")?.textContent === "Signed out"`),
 		chromedp.Text(`body`, &signedOut, chromedp.ByQuery),
 		shot(t, ctx, "saml-signed-out-phone.png"),
 		chromedp.Navigate(g.public+"/.gatehouse/whoami"),
@@ -625,8 +628,17 @@ routes:
 	if err != nil {
 		t.Fatalf("sign-out: %v", err)
 	}
-	if !strings.Contains(signedOut, "You are signed out") {
+	if !strings.Contains(signedOut, "You are signed out, here and at your identity provider") {
 		t.Errorf("signed-out page:\n%s", signedOut)
+	}
+	if h, ok := tr.find(signOut, "POST", g.public+"/.gatehouse/logout"); !ok || h.Status != http.StatusSeeOther {
+		t.Errorf("gateway sign-out POST: %v (found %v), want 303 to the IdP", h, ok)
+	}
+	if _, ok := tr.find(signOut, "GET", idpBase+"/slo?SAMLRequest="); !ok {
+		t.Error("the sign-out did not send a LogoutRequest to the IdP")
+	}
+	if _, ok := tr.find(signOut, "GET", g.public+"/.gatehouse/saml/corp/slo?SAMLResponse="); !ok {
+		t.Error("the IdP's LogoutResponse did not come back to the gateway")
 	}
 	if !strings.Contains(whoami, `"sessions": []`) {
 		t.Errorf("whoami after sign-out:\n%s", whoami)

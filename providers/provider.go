@@ -227,6 +227,13 @@ type SingleLogout interface {
 	StartLogout(ctx context.Context, id *identity.Identity, tokens map[string]string, returnURL string) (*Redirect, error)
 }
 
+// LogoutOriginer is implemented by providers whose single logout sends
+// the browser to an origin other than their Issuer (SAML IdPs' SLO
+// endpoints): the sign-out page's CSP form-action must allow them.
+type LogoutOriginer interface {
+	LogoutOrigins() []string
+}
+
 // LogoutReceiver is implemented by providers that receive logout messages
 // from their IdP: SAML LogoutRequest (IdP-initiated, front channel) and
 // LogoutResponse (the answer to StartLogout), OIDC back-channel logout

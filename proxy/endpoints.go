@@ -559,10 +559,14 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 		// so the IdPs' origins (where single logout goes) must be allowed.
 		var origins []string
 		for _, name := range sortedNames(s.opts.Providers) {
-			if iss, ok := s.opts.Providers[name].(interface{ Issuer() string }); ok {
+			p := s.opts.Providers[name]
+			if iss, ok := p.(interface{ Issuer() string }); ok {
 				if u, err := url.Parse(iss.Issuer()); err == nil && u.Host != "" {
 					origins = append(origins, u.Scheme+"://"+u.Host)
 				}
+			}
+			if lo, ok := p.(providers.LogoutOriginer); ok {
+				origins = append(origins, lo.LogoutOrigins()...)
 			}
 		}
 		s.opts.Pages.Logout(w, pages.LogoutPage{Action: Prefix + "logout", CSRFToken: tok, Audiences: auds, ReturnURL: rd, FormOrigins: origins})

@@ -892,3 +892,33 @@ func writePostPage(w http.ResponseWriter, action string, fields []formField) err
 	_, err = w.Write(buf.Bytes())
 	return err
 }
+
+// LogoutOrigins returns the origins of the IdP's single logout endpoints
+// (Location and ResponseLocation, every binding), so the gateway's
+// sign-out page can allow the browser to go there (CSP form-action also
+// covers the redirect after the form's POST). Empty while no metadata is
+// loaded or when single logout is off.
+func (p *Provider) LogoutOrigins() []string {
+	md := p.meta.get()
+	if md == nil || !p.singleLogout {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range md.ed.IDPSSODescriptors {
+		for _, s := range d.SingleLogoutServices {
+			for _, loc := range []string{s.Location, s.ResponseLocation} {
+				u, err := url.Parse(loc)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+					continue
+				}
+				o := u.Scheme + "://" + u.Host
+				if !seen[o] {
+					seen[o] = true
+					out = append(out, o)
+				}
+			}
+		}
+	}
+	return out
+}
