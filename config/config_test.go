@@ -233,3 +233,58 @@ func TestSchemaIsValidJSONAndStrict(t *testing.T) {
 		t.Error("schema lacks Route definition or doc text")
 	}
 }
+
+// TestSchemaEnumsMatchValidation: every enum the schema advertises for the
+// SAML and OIDC settings is what validation accepts, and a value outside it
+// is refused.
+func TestSchemaEnumsMatchValidation(t *testing.T) {
+	b, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s map[string]any
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	var samlProps map[string]any
+	for _, v := range s["properties"].(map[string]any)["providers"].(map[string]any)["additionalProperties"].(map[string]any)["oneOf"].([]any) {
+		p := v.(map[string]any)["properties"].(map[string]any)
+		if p["type"].(map[string]any)["const"] == "saml" {
+			samlProps = p
+		}
+	}
+	if samlProps == nil {
+		t.Fatal("no saml provider in the schema")
+	}
+	for _, key := range []string{"binding", "slo_binding", "name_id_format"} {
+		enum, _ := samlProps[key].(map[string]any)["enum"].([]any)
+		if len(enum) == 0 {
+			t.Errorf("saml %s has no enum in the schema", key)
+		}
+		for _, e := range enum {
+			if errs := (&SAMLProvider{IdPMetadata: "<x/>", SPCertFile: "c", SPKeyFile: "k", Binding: pick(key == "binding", e), SLOBinding: pick(key == "slo_binding", e), NameIDFormat: pick(key == "name_id_format", e)}).Validate(); hasKey(errs, key) {
+				t.Errorf("saml %s %q is in the schema but refused: %v", key, e, errs)
+			}
+		}
+		bad := &SAMLProvider{IdPMetadata: "<x/>", SPCertFile: "c", SPKeyFile: "k", Binding: pick(key == "binding", "soap"), SLOBinding: pick(key == "slo_binding", "soap"), NameIDFormat: pick(key == "name_id_format", "soap")}
+		if !hasKey(bad.Validate(), key) {
+			t.Errorf("saml %s %q is accepted although outside the schema's enum", key, "soap")
+		}
+	}
+}
+
+func pick(on bool, v any) string {
+	if !on {
+		return ""
+	}
+	return v.(string)
+}
+
+func hasKey(errs []FieldError, key string) bool {
+	for _, e := range errs {
+		if e.Key == key {
+			return true
+		}
+	}
+	return false
+}

@@ -44,6 +44,9 @@ var enums = map[string][]string{
 	"Session.Store": {"cookie", "server"}, "Session.SameSite": {"lax", "strict", "none"},
 	"Match.PathType": {"prefix", "exact", "regex"}, "SubRule.PathType": {"prefix", "exact", "regex"},
 	"Forward.UserClaim": {"sub", "email", "name"},
+	"SAMLProvider.Binding": {"redirect", "post"}, "SAMLProvider.SLOBinding": {"redirect", "post"},
+	"SAMLProvider.NameIDFormat": {"email", "persistent", "transient", "unspecified"},
+	"OIDCOptions.ResponseMode": {"query", "form_post"},
 }
 
 func (g *schemaGen) providers() any {
