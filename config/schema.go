@@ -43,10 +43,10 @@ var enums = map[string][]string{
 	"Log.Format": {"json", "console"}, "Log.Level": {"debug", "info", "warn", "error"}, "Log.User": {"hash", "omit", "plain"},
 	"Session.Store": {"cookie", "server"}, "Session.SameSite": {"lax", "strict", "none"},
 	"Match.PathType": {"prefix", "exact", "regex"}, "SubRule.PathType": {"prefix", "exact", "regex"},
-	"Forward.UserClaim": {"sub", "email", "name"},
+	"Forward.UserClaim":    {"sub", "email", "name"},
 	"SAMLProvider.Binding": {"redirect", "post"}, "SAMLProvider.SLOBinding": {"redirect", "post"},
 	"SAMLProvider.NameIDFormat": {"email", "persistent", "transient", "unspecified"},
-	"OIDCOptions.ResponseMode": {"query", "form_post"},
+	"OIDCOptions.ResponseMode":  {"query", "form_post"},
 }
 
 func (g *schemaGen) providers() any {

@@ -208,6 +208,7 @@ type Provider struct {
 	GitLab        *GitLabProvider        `yaml:"-"`
 	GitHub        *GitHubProvider        `yaml:"-"`
 	SAML          *SAMLProvider          `yaml:"-"`
+	Local         *LocalProvider         `yaml:"-"`
 }
 
 // Settings returns the typed settings of the provider (a *StaticProvider,
@@ -232,6 +233,8 @@ func (p *Provider) Settings() any {
 		return p.GitHub
 	case p.SAML != nil:
 		return p.SAML
+	case p.Local != nil:
+		return p.Local
 	}
 	return nil
 }
@@ -278,4 +281,5 @@ var providerTypes = map[string]providerKind{
 	"gitlab":        {typ: typeOf[GitLabProvider](), set: func(p *Provider, v any) { p.GitLab = v.(*GitLabProvider) }},
 	"github":        {typ: typeOf[GitHubProvider](), set: func(p *Provider, v any) { p.GitHub = v.(*GitHubProvider) }},
 	"saml":          {typ: typeOf[SAMLProvider](), set: func(p *Provider, v any) { p.SAML = v.(*SAMLProvider) }},
+	"local":         {typ: typeOf[LocalProvider](), set: func(p *Provider, v any) { p.Local = v.(*LocalProvider) }},
 }

@@ -65,6 +65,9 @@ func validate(cfg *Config) Diagnostics {
 	v.audiences()
 	v.roles()
 	v.routes()
+	v.privacy()
+	v.rateLimits()
+	v.tracing()
 	return v.diags
 }
 

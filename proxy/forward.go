@@ -66,6 +66,9 @@ func newReverseProxy(s *snapshot, r *policy.Route, base http.RoundTripper) *http
 		t.ResponseHeaderTimeout = r.Timeout
 		transport = t
 	}
+	if s.tracer != nil {
+		transport = newTracedTransport(transport, s.tracer, r)
+	}
 	log := s.opts.Logger
 	return &httputil.ReverseProxy{
 		Transport:  transport,

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -70,6 +71,9 @@ type Options struct {
 	UserKey []byte
 	// Metrics, when set, receives request and sign-in metrics.
 	Metrics *Metrics
+	// TracerProvider, when set, traces requests (tracing.go); nil means
+	// no tracing and no per-request cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is the http.Handler of the public listener. Its configuration is
@@ -116,9 +120,14 @@ type snapshot struct {
 	tokenProviders map[string]bool
 	// scim serves /.gatehouse/scim/v2 when the policy sets scim.token.
 	scim http.Handler
+	// tracer starts request spans; nil when tracing is off.
+	tracer trace.Tracer
 	// roleNames memoizes role headers by role set (see roleHeader).
 	roleNames    sync.Map
 	roleNamesLen atomic.Int64
+	// limits are the compiled rate limits; nil when the policy sets none
+	// (ratelimit.go).
+	limits *rateLimits
 }
 
 // New builds a Gateway.
@@ -135,6 +144,7 @@ func New(o Options) (*Gateway, error) {
 	if err := g.Reload(o); err != nil {
 		return nil, err
 	}
+	o.Metrics.watchProviders(g)
 	return g, nil
 }
 
@@ -235,10 +245,14 @@ func (g *Gateway) build(o Options) (*snapshot, error) {
 			}
 		}
 	}
+	if o.TracerProvider != nil {
+		s.tracer = o.TracerProvider.Tracer(TracerName)
+	}
 	base := o.Transport
 	for _, r := range o.Policy.Routes() {
 		s.proxies = append(s.proxies, newReverseProxy(s, r, base))
 	}
+	s.limits = newRateLimits(o)
 	return s, nil
 }
 
@@ -251,6 +265,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &accessRecord{start: start, peer: peer}
 	rec.rid = g.requestID(r, trustedPeer)
 	w.Header().Set("X-Request-Id", rec.rid)
+	var span trace.Span // nil unless tracing (tracing.go)
+	if s.tracer != nil {
+		r, span = s.startSpan(r, trustedPeer)
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
 		g.logAccess(s, r, sw, rec)
@@ -264,7 +282,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		s.opts.Metrics.observe(rec.route, decision, code, g.now().Sub(start))
+		s.opts.Metrics.observe(rec, decision, code, g.now().Sub(start))
+		if span != nil {
+			s.endSpan(span, r, rec, decision, code)
+		}
 	}()
 
 	// 1. Sanitize: hop-by-hop, Connection-named, identity and (from
@@ -277,7 +298,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sanitizer.Sanitize(r.Header, trustedPeer)
 	s.sanitizer.SanitizeTrailers(r)
+	scrubTraceContext(r.Header, trustedPeer)
 	r.Header.Set("X-Request-Id", rec.rid)
+	if s.limits != nil && !g.limitAddr(s, sw, r, rec, nil) {
+		return // server.rate_limit.per_ip (ratelimit.go)
+	}
 
 	// 2. Normalize the path once; the same path is judged and forwarded.
 	path, err := policy.NormalizePath(r.URL.EscapedPath())
@@ -315,10 +340,13 @@ func (g *Gateway) judge(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 	var who principal
 	if route != nil {
 		rec.route = route.Name
+		if s.limits != nil && !g.limitAddr(s, w, r, rec, route) {
+			return who, false
+		}
 		var err error
 		who, err = g.authenticate(s, w, r, route, rec)
 		if errors.Is(err, errStateUnavailable) {
-			rec.reason = "state_unavailable"
+			rec.reason = reasonStateUnavailable
 			g.unavailable(s, w, r, rec)
 			return who, false
 		}
@@ -330,6 +358,9 @@ func (g *Gateway) judge(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 			return who, false
 		}
 		rec.user = who.id
+		if s.limits != nil && who.id != nil && !g.limitUser(s, w, r, rec, route, who.id) {
+			return who, false
+		}
 	}
 	rec.decision = s.pol.Decide(route, who.id, req, rec.start)
 	rec.decided = true

@@ -16,6 +16,11 @@ type Metrics struct {
 	signins  *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
 	policy   *prometheus.GaugeVec
+	// stateErrors counts requests that failed closed because the shared
+	// state was unreachable; providers reports provider readiness.
+	stateErrors prometheus.Counter
+	providers   *providerCollector
+	limited     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -23,8 +28,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_requests_total",
-			Help: "Requests by route, decision and status code.",
-		}, []string{"route", "decision", "code"}),
+			Help: "Requests by route, audience of the authenticated principal (anonymous when none), decision and status code.",
+		}, []string{"route", "audience", "decision", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "gatehouse_request_duration_seconds",
 			Help:    "Time from request to response headers written upstream-inclusive, by route.",
@@ -43,20 +48,34 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "The policy being served: 1 for its SHA-256, 0 for earlier ones.",
 		}, []string{"sha256"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.signins, m.reloads, m.policy)
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_rate_limited_total",
+		Help: "Requests refused with 429 by a rate limit, by scope (server.per_ip, server.per_user, route.per_ip, route.per_user).",
+	}, []string{"scope"})
+	reg.MustRegister(m.requests, m.latency, m.signins, m.reloads, m.policy, m.limited)
+	m.stateErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_shared_state_errors_total",
+		Help: "Requests that failed closed (503) because the shared state (Redis) could not be reached.",
+	})
+	m.providers = newProviderCollector()
+	reg.MustRegister(m.stateErrors, m.providers)
 	return m
 }
 
 // observe records one finished request.
-func (m *Metrics) observe(route, decision string, code int, d time.Duration) {
+func (m *Metrics) observe(rec *accessRecord, decision string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
+	route := rec.route
 	if route == "" {
 		route = "none"
 	}
-	m.requests.WithLabelValues(route, decision, statusLabel(code)).Inc()
+	m.requests.WithLabelValues(route, audienceLabel(rec), decision, statusLabel(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	if rec.reason == reasonStateUnavailable {
+		m.stateErrors.Inc()
+	}
 }
 
 // statusLabel avoids a strconv allocation for the common codes.
@@ -76,6 +95,13 @@ func statusLabel(code int) string {
 		return "404"
 	}
 	return strconv.Itoa(code)
+}
+
+// rateLimited records a request refused by a rate limit of scope.
+func (m *Metrics) rateLimited(scope string) {
+	if m != nil {
+		m.limited.WithLabelValues(scope).Inc()
+	}
 }
 
 // SignIn records a sign-in outcome.

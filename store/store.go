@@ -119,6 +119,9 @@ type EraseResult struct {
 
 // Store is the privacy data store. All methods are safe for concurrent use.
 type Store interface {
+	// Accounts stores the local provider's accounts (accounts.go).
+	Accounts
+
 	// UpsertProfile creates or replaces a profile. Created is kept from the
 	// first write; zero Created/Updated default to now; an empty Region
 	// defaults to Options.Region.

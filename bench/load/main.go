@@ -12,6 +12,7 @@
 //	go run ./bench/load                        # 3 rounds x 5 s, 32 connections
 //	go run ./bench/load -wrk                   # the same with wrk as the client
 //	go run ./bench/load -access-log            # also Gatehouse with info-level access logs
+//	go run ./bench/load -redis redis://127.0.0.1:6379/0   # also Gatehouse with server-side sessions in Redis
 //	go run ./bench/load -min-ratio 0.8         # exit 1 below 80% of the bare proxy
 //	go run ./bench/load -profile-dir /tmp/p    # CPU profiles of both proxies (Gatehouse via bench/ghprof)
 //
@@ -29,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,6 +56,7 @@ type config struct {
 	minRatio, maxNoise         float64
 	host, path, root           string
 	profileDir                 string
+	redisURL                   string // also measure Gatehouse with session.store server on this Redis
 }
 
 // target is one server driven by the load generator.
@@ -95,6 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.profileDir, "profile-dir", "", "write CPU profiles of the bare proxy and of Gatehouse (run by bench/ghprof, same request path as gatehouse serve) to this directory")
 	fs.BoolVar(&cfg.bareCookie, "bare-cookie", true, "send the bare proxy the same session Cookie header as Gatehouse (a browser would), so both parse the same request")
 	fs.BoolVar(&cfg.noAssertion, "no-assertion", false, "run Gatehouse with assertion.disabled (no signed X-Gatehouse-Assertion header upstream), to see what the assertion costs")
+	fs.StringVar(&cfg.redisURL, "redis", "", "also measure a Gatehouse keeping sessions in this Redis (session.store server; a loopback redis:// URL)")
 	fs.BoolVar(&cfg.verbose, "v", false, "print the raw CPU accounting of every window")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (binaries, policies, logs)")
 	if err := fs.Parse(args); err != nil {
@@ -147,7 +151,17 @@ func (c *config) check() error {
 	}
 	targets := 2
 	if c.accessLog {
-		targets = 3
+		targets++
+	}
+	if c.redisURL != "" {
+		u, err := url.Parse(c.redisURL)
+		if err != nil || u.Scheme != "redis" {
+			return errors.New("-redis must be a redis:// URL")
+		}
+		if err := checkLoopback(u.Host); err != nil {
+			return fmt.Errorf("-redis: %w", err)
+		}
+		targets++
 	}
 	w, d := c.warmup, c.duration
 	if c.useWrk { // wrk counts in whole seconds
@@ -257,10 +271,16 @@ func measure(ctx context.Context, cfg *config, stdout, stderr io.Writer) (float6
 	}
 	targets := []*target{{name: "bare", base: "http://" + bareAddr, proc: bare}}
 
-	type ghSpec struct{ name, level string }
-	specs := []ghSpec{{"gatehouse", "warn"}}
+	type ghSpec struct {
+		name, level string
+		redis       bool
+	}
+	specs := []ghSpec{{"gatehouse", "warn", false}}
 	if cfg.accessLog {
-		specs = append(specs, ghSpec{"gatehouse+log", "info"})
+		specs = append(specs, ghSpec{"gatehouse+log", "info", false})
+	}
+	if cfg.redisURL != "" {
+		specs = append(specs, ghSpec{"gatehouse+redis", "warn", true})
 	}
 	for _, sp := range specs {
 		ghAddr, err := addr()
@@ -268,7 +288,11 @@ func measure(ctx context.Context, cfg *config, stdout, stderr io.Writer) (float6
 			return 0, err
 		}
 		policy := filepath.Join(tmp, sp.name+".yaml")
-		if err := os.WriteFile(policy, []byte(policyYAML(ghAddr, upAddr, sp.level, !cfg.noAssertion)), 0o600); err != nil {
+		redisURL := ""
+		if sp.redis {
+			redisURL = cfg.redisURL
+		}
+		if err := os.WriteFile(policy, []byte(policyYAML(ghAddr, upAddr, sp.level, !cfg.noAssertion, redisURL)), 0o600); err != nil {
 			return 0, err
 		}
 		// Logs: warn level to a file (a few start-up warnings), info level
@@ -555,12 +579,16 @@ func verify(ctx context.Context, cfg *config, upBase string, targets []*target) 
 
 // policyYAML is Gatehouse's policy for the run: one static user, one
 // route for every path allowing any signed-in workforce user.
-func policyYAML(listen, upstream, level string, assertion bool) string {
+func policyYAML(listen, upstream, level string, assertion bool, redisURL string) string {
 	key := make([]byte, 32)
 	rand.Read(key)
 	assertionLine := ""
 	if !assertion {
 		assertionLine = "assertion: { disabled: true }\n"
+	}
+	if redisURL != "" {
+		// Server-side sessions in Redis, under a prefix of this run only.
+		assertionLine += fmt.Sprintf("state: { redis_url: %q, key_prefix: \"gatehouse-bench-%s:\" }\n", redisURL, hex.EncodeToString(key[:4]))
 	}
 	return fmt.Sprintf(`# Written by bench/load for one run.
 version: 1
@@ -574,6 +602,7 @@ log:
 session:
   keys: [%q]
   insecure_cookies: true   # plain http on loopback
+  store: %s
 %saudiences:
   workforce: { providers: [%s] }
 providers:
@@ -588,7 +617,7 @@ routes:
     audience: workforce
     allow: { authenticated: true }
     upstream: %q
-`, listen, "http://"+listen, level, hex.EncodeToString(key), assertionLine, staticProvider, staticProvider, staticUser, "http://"+upstream)
+`, listen, "http://"+listen, level, hex.EncodeToString(key), map[bool]string{true: "server", false: "cookie"}[redisURL != ""], assertionLine, staticProvider, staticProvider, staticUser, "http://"+upstream)
 }
 
 // build compiles the three servers into dir and returns the Go version.

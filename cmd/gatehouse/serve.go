@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -81,11 +82,47 @@ func newGateway(l *app.Loaded, log *zap.Logger) (*proxy.Gateway, *runtime, error
 	}
 	rt.secrets = secrets
 	opts.Metrics = rt.metrics
+	if err := rt.startTracing(l.Config.Tracing); err != nil {
+		shared.Close()
+		return nil, nil, err
+	}
+	if rt.tracer != nil {
+		opts.TracerProvider = rt.tracer
+	}
 	gw, err := proxy.New(opts)
 	if err != nil {
+		rt.stopTracing()
 		return nil, nil, err
 	}
 	return gw, rt, nil
+}
+
+// startTracing builds the tracer provider of the policy's tracing section
+// (none when disabled). It lives as long as the process: tracing settings
+// are read at start only.
+func (rt *runtime) startTracing(t config.Tracing) error {
+	tp, err := proxy.NewTracerProvider(&t, version, rt.log)
+	if err != nil {
+		return err
+	}
+	rt.tracer, rt.tracing = tp, t
+	if tp != nil {
+		rt.log.Info("tracing on: exporting spans over OTLP/HTTP", zap.String("endpoint", t.ExportURL()),
+			zap.Float64("sample_ratio", t.SampleRate()), zap.String("service_name", t.Service()))
+	}
+	return nil
+}
+
+// stopTracing flushes the spans still buffered and stops the exporter.
+func (rt *runtime) stopTracing() {
+	if rt.tracer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rt.tracer.Shutdown(ctx); err != nil {
+		rt.log.Warn("tracing: flushing spans at shutdown failed", zap.Error(err))
+	}
 }
 
 // runtime is what serve keeps across reloads: the logger, the metrics
@@ -95,6 +132,10 @@ type runtime struct {
 	registry *prometheus.Registry
 	metrics  *proxy.Metrics
 	secrets  *app.Secrets
+	// tracer is the tracer provider built at start (nil: tracing off) and
+	// tracing the settings it was built from.
+	tracer  *sdktrace.TracerProvider
+	tracing config.Tracing
 	// watch is how often the policy file is checked for changes (0:
 	// never; SIGHUP still reloads).
 	watch time.Duration
@@ -111,6 +152,7 @@ func newRuntime(log *zap.Logger) *runtime {
 func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, stderr io.Writer) error {
 	c := l.Config
 	log := rt.log
+	defer rt.stopTracing() // after the drain: in-flight requests' spans are flushed too
 	rt.metrics.PolicyLoaded("", l.Hash)
 	// Listen for SIGHUP before serving, so a reload signal can never hit
 	// the default action (exit) once the gateway answers.
@@ -227,6 +269,12 @@ func reload(path string, gw *proxy.Gateway, rt *runtime) (*app.Loaded, error) {
 		return nil, err
 	}
 	opts.Metrics = rt.metrics
+	if rt.tracer != nil {
+		opts.TracerProvider = rt.tracer
+	}
+	if !l.Config.Tracing.Equal(&rt.tracing) {
+		rt.log.Warn("tracing settings changed: they take effect when Gatehouse restarts; the running tracing stays as it was")
+	}
 	if err := gw.Reload(opts); err != nil {
 		return nil, err
 	}

@@ -160,8 +160,8 @@ func TestReloadKeepsRunningPolicyOnError(t *testing.T) {
 	for _, want := range []string{
 		`gatehouse_policy_reloads_total{outcome="refused"} 1`,
 		`gatehouse_policy_reloads_total{outcome="ok"} 1`,
-		`gatehouse_requests_total{code="200",decision="allow",route="pub"}`,
-		`gatehouse_requests_total{code="404",decision="deny",route="none"}`,
+		`gatehouse_requests_total{audience="anonymous",code="200",decision="allow",route="pub"}`,
+		`gatehouse_requests_total{audience="anonymous",code="404",decision="deny",route="none"}`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("metrics lack %s", want)

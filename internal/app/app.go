@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/policy"
 	"github.com/gatehouse-dev/gatehouse/providers"
 	"github.com/gatehouse-dev/gatehouse/providers/bearer"
+	"github.com/gatehouse-dev/gatehouse/providers/local"
 	"github.com/gatehouse-dev/gatehouse/providers/oidc"
 	"github.com/gatehouse-dev/gatehouse/providers/saml"
 	"github.com/gatehouse-dev/gatehouse/providers/static"
@@ -238,6 +239,18 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 			// Reads the SP key pair (and a metadata file) now; a metadata
 			// URL is fetched in the background (readiness says).
 			p, err := saml.New(name, pc.SAML, saml.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log, Replay: samlReplay{sec.Shared.Once()}})
+			if err != nil {
+				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+			}
+			o.Providers[name] = p
+		case pc.Local != nil:
+			// Opens its account store and mail sender now. TODO(lead): set
+			// OnPasswordReset to the gateway's RevokeSubject(ctx, name, sub),
+			// ClientIP to the gateway's client address, and close the
+			// previous build's local providers after a reload.
+			insecure := cfg.Session.InsecureCookies
+			p, err := local.New(name, pc.Local, local.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log,
+				Once: sec.Shared.Once(), Limiter: sec.Shared.Limiter(), Keys: keys, InsecureCookies: &insecure})
 			if err != nil {
 				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
 			}
