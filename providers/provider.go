@@ -227,6 +227,24 @@ type SingleLogout interface {
 	StartLogout(ctx context.Context, id *identity.Identity, tokens map[string]string, returnURL string) (*Redirect, error)
 }
 
+// Gateway is what the gateway offers providers that act on sessions or
+// requests themselves (local accounts: end every session after a password
+// reset; count attempts per client address).
+type Gateway interface {
+	// RevokeSubject ends every session of subject at provider, on every
+	// replica.
+	RevokeSubject(ctx context.Context, provider, subject string) error
+	// ClientIP is the client's address as the gateway determined it
+	// (trusted proxies applied), or "" when unknown.
+	ClientIP(r *http.Request) string
+}
+
+// GatewayBinder is implemented by providers that need the Gateway; the
+// gateway calls BindGateway when it takes the provider into service.
+type GatewayBinder interface {
+	BindGateway(Gateway)
+}
+
 // LogoutOriginer is implemented by providers whose single logout sends
 // the browser to an origin other than their Issuer (SAML IdPs' SLO
 // endpoints): the sign-out page's CSP form-action must allow them.

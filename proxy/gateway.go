@@ -208,6 +208,9 @@ func (g *Gateway) build(o Options) (*snapshot, error) {
 	}
 	s.callbacks, s.endpoints, s.logouts = map[string]string{}, map[string]http.Handler{}, map[string]string{}
 	for name, p := range o.Providers {
+		if gb, ok := p.(providers.GatewayBinder); ok {
+			gb.BindGateway(g)
+		}
 		if lr, ok := p.(providers.LogoutReceiver); ok {
 			path := lr.LogoutPath()
 			if _, dup := s.logouts[path]; dup || path == "" || strings.Contains(path, "..") {

@@ -3,9 +3,11 @@ package proxy
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/providers"
 	"github.com/gatehouse-dev/gatehouse/session"
 	"github.com/gatehouse-dev/gatehouse/state"
 )
@@ -93,4 +95,21 @@ func (g *Gateway) RevokeUser(ctx context.Context, name string) error {
 		return errors.New("empty user name")
 	}
 	return g.revoke(ctx, g.cur.Load(), "user:"+strings.ToLower(name))
+}
+
+// ClientIP is the client's address as the gateway determines it: the peer,
+// or, behind trusted proxies, the nearest untrusted address of
+// X-Forwarded-For. "" when the peer address cannot be read.
+func (g *Gateway) ClientIP(r *http.Request) string {
+	s := g.cur.Load()
+	peer, _ := s.peer(r.RemoteAddr)
+	if a, ok := s.clientAddr(peer, r.Header); ok {
+		return a.String()
+	}
+	return ""
+}
+
+// Providers returns the providers of the running configuration.
+func (g *Gateway) Providers() map[string]providers.Provider {
+	return g.cur.Load().opts.Providers
 }

@@ -256,6 +256,10 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, s
 	}
 }
 
+// providerGrace is how long the providers of a replaced policy stay open
+// for the requests still using them.
+const providerGrace = time.Minute
+
 // reload loads, compiles and builds a new policy beside the running one and
 // swaps it in; on any error nothing changes. Listener addresses are not
 // reloadable.
@@ -275,9 +279,14 @@ func reload(path string, gw *proxy.Gateway, rt *runtime) (*app.Loaded, error) {
 	if !l.Config.Tracing.Equal(&rt.tracing) {
 		rt.log.Warn("tracing settings changed: they take effect when Gatehouse restarts; the running tracing stays as it was")
 	}
+	old := gw.Providers()
 	if err := gw.Reload(opts); err != nil {
+		app.CloseProviders(opts.Providers)
 		return nil, err
 	}
+	// Requests that started before the swap may still use the old
+	// providers (a sign-in callback, a mail being sent): close them later.
+	time.AfterFunc(providerGrace, func() { app.CloseProviders(old) })
 	return l, nil
 }
 

@@ -21,9 +21,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	// Build everything serve would build (key files, templates, providers)
 	// without listening, so a policy that validates also starts.
-	if _, _, err := app.Build(l, zap.NewNop(), nil); err != nil {
+	opts, _, err := app.Build(l, zap.NewNop(), &app.Secrets{CheckOnly: true})
+	if err != nil {
 		return err
 	}
+	app.CloseProviders(opts.Providers)
 	c := l.Config
 	fmt.Fprintf(stdout, "%s: ok (%d routes, %d roles, %d providers; sha256 %s)\n", *file, len(c.Routes), len(c.Roles), len(c.Providers), l.Hash[:12])
 	return nil

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"io"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,6 +76,9 @@ type Secrets struct {
 	// reload does not reconnect. nil at the first Build means this
 	// process's memory.
 	Shared state.Shared
+	// CheckOnly builds to check the policy ('gatehouse validate'): nothing
+	// is opened, created or migrated. The result must not serve.
+	CheckOnly bool
 }
 
 // OpenShared connects to the shared state the policy names (state.redis_url)
@@ -112,6 +116,15 @@ func (r samlReplay) Consume(id string, expiresAt time.Time) error {
 // ephemeral secrets of the previous build (nil at start). Warnings go to
 // the logger.
 func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, error) {
+	o, sec, err := build(l, log, prev)
+	if err != nil {
+		// Nothing of a failed build serves: stop what it started.
+		CloseProviders(o.Providers)
+	}
+	return o, sec, err
+}
+
+func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, error) {
 	cfg := l.Config
 	sec := &Secrets{}
 	if prev != nil {
@@ -250,7 +263,7 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 			// previous build's local providers after a reload.
 			insecure := cfg.Session.InsecureCookies
 			p, err := local.New(name, pc.Local, local.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log,
-				Once: sec.Shared.Once(), Limiter: sec.Shared.Limiter(), Keys: keys, InsecureCookies: &insecure})
+				Once: sec.Shared.Once(), Limiter: sec.Shared.Limiter(), Keys: keys, InsecureCookies: &insecure, CheckOnly: sec.CheckOnly})
 			if err != nil {
 				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
 			}
@@ -260,4 +273,14 @@ func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		}
 	}
 	return o, sec, nil
+}
+
+// CloseProviders stops what providers run in the background (SAML
+// metadata refresh) and closes what they opened (local accounts' store).
+func CloseProviders(ps map[string]providers.Provider) {
+	for _, p := range ps {
+		if c, ok := p.(io.Closer); ok {
+			c.Close()
+		}
+	}
 }

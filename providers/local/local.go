@@ -113,6 +113,10 @@ type Env struct {
 	InsecureCookies *bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CheckOnly builds the provider to check its settings ('gatehouse
+	// validate') without side effects: no store is opened or migrated, no
+	// outbox folder is made. Such a provider must not serve.
+	CheckOnly bool
 }
 
 // Provider is a local-accounts provider.
@@ -145,6 +149,7 @@ type Provider struct {
 	base         string // /.gatehouse/local/<name>/
 	callbackPath string
 	clientIP     func(*http.Request) string
+	envClientIP  func(*http.Request) string // as the Env gave it
 	onReset      func(ctx context.Context, subject string)
 
 	mailWG sync.WaitGroup
@@ -167,7 +172,7 @@ func New(name string, cfg *config.LocalProvider, env Env) (*Provider, error) {
 		name: name, display: cfg.DisplayName, registration: cfg.Registration == nil || *cfg.Registration,
 		once: env.Once, limiter: env.Limiter, render: env.Renderer, log: env.Logger, now: env.Now,
 		publicURL: strings.TrimSuffix(env.PublicURL, "/"), base: Prefix + "local/" + name + "/",
-		callbackPath: env.CallbackPath, clientIP: env.ClientIP, onReset: env.OnPasswordReset,
+		callbackPath: env.CallbackPath, clientIP: env.ClientIP, envClientIP: env.ClientIP, onReset: env.OnPasswordReset,
 	}
 	if p.display == "" {
 		p.display = "Email and password"
@@ -260,6 +265,9 @@ func New(name string, cfg *config.LocalProvider, env Env) (*Provider, error) {
 
 	// Mail.
 	p.sender = env.Mail
+	if env.CheckOnly {
+		return p, nil
+	}
 	if p.sender == nil {
 		switch {
 		case cfg.Mail.SMTP != nil:
@@ -476,4 +484,26 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// BindGateway takes the gateway's session revocation and client-address
+// resolution, unless the Env gave its own: after a password reset every
+// session of the account ends, and rate limits count per real client
+// behind trusted proxies.
+func (p *Provider) BindGateway(g providers.Gateway) {
+	if p.onReset == nil {
+		p.onReset = func(ctx context.Context, subject string) {
+			if err := g.RevokeSubject(ctx, p.name, subject); err != nil {
+				p.log.Error("password reset: cannot end the account's sessions", zap.String("provider", p.name), zap.Error(err))
+			}
+		}
+	}
+	if p.envClientIP == nil {
+		p.clientIP = func(r *http.Request) string {
+			if ip := g.ClientIP(r); ip != "" {
+				return ip
+			}
+			return remoteIP(r)
+		}
+	}
 }
