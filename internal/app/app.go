@@ -5,11 +5,11 @@ package app
 
 import (
 	"context"
-	"io"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
