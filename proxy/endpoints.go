@@ -67,6 +67,8 @@ func (g *Gateway) serveGatehouse(s *snapshot, w *statusWriter, r *http.Request, 
 		g.logout(s, w, r, rec)
 	case name == "whoami":
 		g.whoami(s, w, r)
+	case name == "me" || strings.HasPrefix(name, "me/"):
+		g.serveMe(s, w, r, rec, name)
 	case name == "auth" || strings.HasPrefix(name, "auth/"): // "auth/<path>": Envoy ext_authz
 		g.forwardAuth(s, w, r, rec)
 	default:
@@ -390,6 +392,7 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 // at every sign-in is the session fixation defence.
 func (g *Gateway) startSession(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord, name string, id *identity.Identity, tokens map[string]string) error {
 	sess := &session.Payload{ID: session.NewID(), Identity: *id, Created: g.now(), Tokens: tokens}
+	g.privacySignIn(s, r, rec, sess)
 	if err := s.opts.Store.Save(w, r, sess); err != nil {
 		return err
 	}

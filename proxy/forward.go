@@ -189,6 +189,9 @@ func (s *snapshot) setIdentity(h http.Header, d *policy.Decision, who principal)
 			}
 		}
 	}
+	if len(who.consent) > 0 {
+		setHeader(h, ConsentHeader, strings.Join(who.consent, ","))
+	}
 	if f.Assertion && s.cache != nil {
 		key := who.key + "\x00" + route.Name
 		tok, err := s.cache.Get(key, func() assertion.Claims {
@@ -197,7 +200,7 @@ func (s *snapshot) setIdentity(h http.Header, d *policy.Decision, who principal)
 				IdentityAudience: string(id.Audience), Provider: id.Provider,
 				Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name,
 				Groups: id.Groups, Roles: s.pol.RoleNames(d.Roles), Scopes: id.Scopes,
-				AMR: id.AMR, ACR: id.ACR, AuthTime: id.AuthTime,
+				AMR: id.AMR, ACR: id.ACR, AuthTime: id.AuthTime, Consent: who.consent,
 			}
 		})
 		if err != nil {

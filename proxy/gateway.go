@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/privacy"
 	"github.com/gatehouse-dev/gatehouse/providers"
 	"github.com/gatehouse-dev/gatehouse/proxy/assertion"
 	"github.com/gatehouse-dev/gatehouse/proxy/headers"
@@ -56,6 +57,9 @@ type Options struct {
 	// Shared is the state replicas share: single-use sign-in states,
 	// session revocations. nil means this process's memory.
 	Shared state.Shared
+	// Privacy, when set, applies the policy's privacy section to customer
+	// sessions: regions, consent, minimization, the /.gatehouse/me pages.
+	Privacy *privacy.Policy
 	// Bearer authenticates API requests, by provider name (the api
 	// audience's providers).
 	Bearer map[string]providers.BearerAuthenticator
@@ -179,6 +183,7 @@ func (g *Gateway) build(o Options) (*snapshot, error) {
 	}
 	cfg := o.Policy.Config
 	strip := append(o.Policy.HeaderNames(), cfg.Server.StripHeaders...)
+	strip = append(strip, ConsentHeader)
 	san, err := headers.NewSanitizer(strip)
 	if err != nil {
 		return nil, fmt.Errorf("identity headers: %w", err)
@@ -377,6 +382,9 @@ type principal struct {
 	id      *identity.Identity
 	session *session.Payload
 	key     string
+	// consent lists the purposes a customer grants ("purpose:version"),
+	// set by the privacy gate for routes with privacy settings.
+	consent []string
 }
 
 // authenticate finds the request's identity for a route. API audiences
@@ -476,6 +484,10 @@ func tokenKey(r *http.Request) string {
 func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, who principal, path string) {
 	switch d.Effect {
 	case policy.Allow:
+		who, ok := g.privacyGate(s, w, r, rec, d, who, path)
+		if !ok {
+			return
+		}
 		g.forward(s, w, r, d, who, path)
 	case policy.NeedLogin, policy.NeedStepUp:
 		if wantsJSON(r, d.Route) {

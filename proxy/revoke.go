@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/privacy"
 	"github.com/gatehouse-dev/gatehouse/providers"
 	"github.com/gatehouse-dev/gatehouse/session"
 	"github.com/gatehouse-dev/gatehouse/state"
@@ -112,4 +113,9 @@ func (g *Gateway) ClientIP(r *http.Request) string {
 // Providers returns the providers of the running configuration.
 func (g *Gateway) Providers() map[string]providers.Provider {
 	return g.cur.Load().opts.Providers
+}
+
+// Privacy returns the running configuration's privacy policy, or nil.
+func (g *Gateway) Privacy() *privacy.Policy {
+	return g.cur.Load().opts.Privacy
 }

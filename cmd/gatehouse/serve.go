@@ -173,6 +173,9 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, s
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	go privacyJobs(jobsCtx, gw, log)
 
 	var admin *http.Server
 	if c.Server.AdminListen != "" {
@@ -249,7 +252,7 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, s
 			}
 			log.Info("stopped")
 			if rt.secrets != nil && rt.secrets.Shared != nil {
-				rt.secrets.Shared.Close()
+				rt.secrets.CloseShared()
 			}
 			return nil
 		}

@@ -14,12 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/policy"
+	"github.com/gatehouse-dev/gatehouse/privacy"
 	"github.com/gatehouse-dev/gatehouse/providers"
 	"github.com/gatehouse-dev/gatehouse/providers/bearer"
 	"github.com/gatehouse-dev/gatehouse/providers/local"
@@ -32,6 +34,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/session"
 	"github.com/gatehouse-dev/gatehouse/state"
 	"github.com/gatehouse-dev/gatehouse/state/redis"
+	"github.com/gatehouse-dev/gatehouse/store"
 )
 
 // Loaded is a policy file read, validated and compiled.
@@ -79,6 +82,54 @@ type Secrets struct {
 	// CheckOnly builds to check the policy ('gatehouse validate'): nothing
 	// is opened, created or migrated. The result must not serve.
 	CheckOnly bool
+	// Regions are the privacy stores, opened at the first build that needs
+	// them and kept across reloads (regionsDSNs says which), closed by
+	// CloseShared.
+	Regions    *privacy.Regions
+	regionsKey string
+}
+
+// CloseShared closes the connections kept across reloads: the shared state
+// and the privacy stores.
+func (s *Secrets) CloseShared() {
+	if s == nil {
+		return
+	}
+	if s.Shared != nil {
+		s.Shared.Close()
+	}
+	if s.Regions != nil {
+		s.Regions.Close()
+	}
+}
+
+// openRegions opens the privacy stores the policy names, or keeps the ones
+// already open when the policy names the same.
+func (sec *Secrets) openRegions(cfg *config.Config, log *zap.Logger) error {
+	rc := cfg.Privacy.Regions
+	if len(rc.Stores) == 0 || sec.CheckOnly {
+		return nil
+	}
+	names := make([]string, 0, len(rc.Stores))
+	for n := range rc.Stores {
+		names = append(names, n+"="+rc.Stores[n])
+	}
+	sort.Strings(names)
+	key := strings.Join(names, "\x00") + "\x00" + rc.DefaultRegion()
+	if sec.Regions != nil {
+		if key != sec.regionsKey {
+			log.Warn("privacy.regions changed: the new stores are used after Gatehouse restarts; the running ones stay")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := privacy.OpenRegions(ctx, rc, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	sec.Regions, sec.regionsKey = r, key
+	return nil
 }
 
 // OpenShared connects to the shared state the policy names (state.redis_url)
@@ -116,20 +167,24 @@ func (r samlReplay) Consume(id string, expiresAt time.Time) error {
 // ephemeral secrets of the previous build (nil at start). Warnings go to
 // the logger.
 func Build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, error) {
-	o, sec, err := build(l, log, prev)
-	if err != nil {
-		// Nothing of a failed build serves: stop what it started.
-		CloseProviders(o.Providers)
-	}
-	return o, sec, err
-}
-
-func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, error) {
-	cfg := l.Config
 	sec := &Secrets{}
 	if prev != nil {
 		*sec = *prev
 	}
+	o, err := build(l, log, sec)
+	if err != nil {
+		// Nothing of a failed build serves: stop what it started.
+		CloseProviders(o.Providers)
+		if sec.Regions != nil && (prev == nil || prev.Regions != sec.Regions) {
+			sec.Regions.Close()
+		}
+		return o, nil, err
+	}
+	return o, sec, nil
+}
+
+func build(l *Loaded, log *zap.Logger, sec *Secrets) (proxy.Options, error) {
+	cfg := l.Config
 	if sec.Shared == nil {
 		sec.Shared = state.NewMemory(nil)
 	}
@@ -152,22 +207,34 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		keys = [][]byte{sec.SessionKey}
 	}
 	sameSite := map[string]http.SameSite{"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode}[cfg.Session.SameSite]
-	store, err := session.NewCookieStore(session.Options{
+	cookies, err := session.NewCookieStore(session.Options{
 		Name: cfg.Session.CookieName, Keys: keys, Secure: !cfg.Session.InsecureCookies, SameSite: sameSite,
 		Domain: cfg.Session.Domain, Idle: cfg.Session.Idle.D(), Lifetime: cfg.Session.Lifetime.D(),
 	})
 	if err != nil {
-		return o, nil, err
+		return o, err
 	}
-	o.Sessions = store
+	o.Sessions = cookies
 	if cfg.Session.Store == "server" {
 		if sec.Shared.Kind() == "memory" {
 			log.Warn("session.store is server but the shared state is this process's memory: sessions end when Gatehouse restarts and are not shared between replicas (set state.redis_url)")
 		}
-		o.Store = session.NewServerStore(store, sec.Shared.Sessions())
+		o.Store = session.NewServerStore(cookies, sec.Shared.Sessions())
 	}
 	uk := sha256.Sum256(append([]byte("gatehouse log user hash\x00"), keys[0]...))
 	o.UserKey = uk[:]
+
+	// Privacy: the stores are opened once and kept across reloads; the
+	// compiled policy is rebuilt with every policy.
+	if err := sec.openRegions(cfg, log); err != nil {
+		return o, fmt.Errorf("privacy.regions: %w", err)
+	}
+	if len(cfg.Privacy.Purposes) > 0 || len(cfg.Privacy.Regions.Stores) > 0 || cfg.Privacy.PseudonymKey != "" {
+		o.Privacy, err = privacy.New(cfg, sec.Regions, privacy.Options{Logger: log, LogKey: o.UserKey})
+		if err != nil {
+			return o, err
+		}
+	}
 
 	// Assertion signing keys.
 	if !cfg.Assertion.Disabled {
@@ -181,12 +248,12 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 				}
 				pemBytes, err = os.ReadFile(p)
 				if err != nil {
-					return o, nil, fmt.Errorf("assertion.keys[%d]: %w", i, err)
+					return o, fmt.Errorf("assertion.keys[%d]: %w", i, err)
 				}
 			}
 			signer, err := assertion.ParsePrivateKeyPEM(pemBytes)
 			if err != nil {
-				return o, nil, fmt.Errorf("assertion.keys[%d]: %w", i, err)
+				return o, fmt.Errorf("assertion.keys[%d]: %w", i, err)
 			}
 			akeys = append(akeys, assertion.Key{ID: k.ID, Signer: signer})
 		}
@@ -194,11 +261,11 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 			if sec.AssertionKey.Signer == nil {
 				pemBytes, err := assertion.GenerateKeyPEM()
 				if err != nil {
-					return o, nil, err
+					return o, err
 				}
 				s, err := assertion.ParsePrivateKeyPEM(pemBytes)
 				if err != nil {
-					return o, nil, err
+					return o, err
 				}
 				sec.AssertionKey = assertion.Key{Signer: s}
 				log.Warn("no assertion.keys in the policy: signing assertions with a key generated at start; upstreams must fetch /.gatehouse/jwks.json again after a restart")
@@ -207,7 +274,7 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		}
 		o.Signer, err = assertion.NewSigner(akeys, cfg.Assertion.TTL.D(), time.Now)
 		if err != nil {
-			return o, nil, err
+			return o, err
 		}
 	}
 
@@ -215,7 +282,7 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 	o.Pages, err = pages.New(pages.Brand{Title: cfg.Branding.Title, LogoURL: cfg.Branding.Logo,
 		PrimaryColor: cfg.Branding.PrimaryColor, BackgroundColor: cfg.Branding.BackgroundColor}, cfg.Branding.Templates)
 	if err != nil {
-		return o, nil, err
+		return o, err
 	}
 
 	// Providers, in a stable order.
@@ -237,7 +304,7 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 		case pc.JWT != nil, pc.Introspection != nil:
 			b, err := bearer.New(cfg, name, bearer.Env{Logger: log})
 			if err != nil {
-				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+				return o, fmt.Errorf("providers.%s: %w", name, err)
 			}
 			o.Bearer[name] = b
 		case pc.OIDC != nil, pc.Google != nil, pc.Microsoft != nil, pc.GitLab != nil, pc.GitHub != nil:
@@ -245,7 +312,7 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 			// down does not stop Gatehouse from starting (readiness says).
 			p, err := oidc.NewFromSettings(name, pc.Settings(), oidc.Env{Logger: log, Replay: sec.Shared.Once()})
 			if err != nil {
-				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+				return o, fmt.Errorf("providers.%s: %w", name, err)
 			}
 			o.Providers[name] = p
 		case pc.SAML != nil:
@@ -253,7 +320,7 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 			// URL is fetched in the background (readiness says).
 			p, err := saml.New(name, pc.SAML, saml.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log, Replay: samlReplay{sec.Shared.Once()}})
 			if err != nil {
-				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+				return o, fmt.Errorf("providers.%s: %w", name, err)
 			}
 			o.Providers[name] = p
 		case pc.Local != nil:
@@ -265,14 +332,14 @@ func build(l *Loaded, log *zap.Logger, prev *Secrets) (proxy.Options, *Secrets, 
 			p, err := local.New(name, pc.Local, local.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log,
 				Once: sec.Shared.Once(), Limiter: sec.Shared.Limiter(), Keys: keys, InsecureCookies: &insecure, CheckOnly: sec.CheckOnly})
 			if err != nil {
-				return o, nil, fmt.Errorf("providers.%s: %w", name, err)
+				return o, fmt.Errorf("providers.%s: %w", name, err)
 			}
 			o.Providers[name] = p
 		default:
-			return o, nil, fmt.Errorf("providers.%s: type %q is not supported yet", name, pc.Type)
+			return o, fmt.Errorf("providers.%s: type %q is not supported yet", name, pc.Type)
 		}
 	}
-	return o, sec, nil
+	return o, nil
 }
 
 // CloseProviders stops what providers run in the background (SAML

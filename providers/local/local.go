@@ -507,3 +507,16 @@ func (p *Provider) BindGateway(g providers.Gateway) {
 		}
 	}
 }
+
+// DeleteAccount deletes the account whose identity subject is subject (the
+// account id): the gateway calls it when the customer erases their account.
+// A missing account is not an error.
+func (p *Provider) DeleteAccount(ctx context.Context, subject string) error {
+	if p.accounts == nil {
+		return errors.New("local provider has no store")
+	}
+	if err := p.accounts.DeleteAccount(ctx, subject); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}

@@ -122,6 +122,9 @@ type Claims struct {
 	// AuthTime (auth_time) is when the person last actively authenticated;
 	// omitted when zero.
 	AuthTime time.Time
+	// Consent (gh_consent) lists the consent purposes the customer grants,
+	// as "purpose:version"; omitted when empty.
+	Consent []string
 	// Extra holds further top-level string claims. Sign drops entries whose
 	// name is empty, is reserved (see IsReserved), or starts with "gh_", so
 	// Extra can never override or impersonate a claim above. Verify fills it

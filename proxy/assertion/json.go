@@ -139,6 +139,7 @@ func appendClaims(dst []byte, c *Claims) []byte {
 	dst = appendArrayMember(dst, "amr", c.AMR)
 	dst = appendStringMember(dst, "acr", c.ACR)
 	dst = appendTimeMember(dst, "auth_time", c.AuthTime)
+	dst = appendArrayMember(dst, "gh_consent", c.Consent)
 	if len(c.Extra) > 0 {
 		names := make([]string, 0, len(c.Extra))
 		for name := range c.Extra {
@@ -320,6 +321,7 @@ func parseClaims(m map[string]json.RawMessage) (*Claims, error) {
 		{"groups", &c.Groups},
 		{"roles", &c.Roles},
 		{"amr", &c.AMR},
+		{"gh_consent", &c.Consent},
 	} {
 		if *f.dst, err = memberStrings(m, f.name); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 // Package pages renders Gatehouse's own HTML pages: the error page, the
-// sign-in chooser, the sign-out confirmation and the demo-only user picker
-// of the static test provider.
+// sign-in chooser, the sign-out confirmation, the demo-only user picker
+// of the static test provider, and the customers' privacy self-service
+// pages (account, consent, account deletion; see privacy.go).
 //
 // Every page is a single self-contained document: one small inline
 // stylesheet allowed by a per-response CSP nonce, no JavaScript and no
@@ -22,12 +23,18 @@
 // New may be given a directory. Any of these files found there replaces the
 // embedded one of the same name; the others stay embedded:
 //
-//	layout.html        defines the "top" and "bottom" partials every page uses
-//	error.html         Renderer.Error
-//	chooser.html       Renderer.Chooser
-//	logout.html        Renderer.Logout
-//	static_login.html  Renderer.StaticLogin
-//	style.css          the stylesheet (the brand's colour variables are prepended)
+//	layout.html         defines the "top" and "bottom" partials every page uses
+//	error.html          Renderer.Error
+//	chooser.html        Renderer.Chooser
+//	logout.html         Renderer.Logout
+//	static_login.html   Renderer.StaticLogin
+//	notice.html         Renderer.Notice
+//	me.html             Renderer.Me
+//	consent.html        Renderer.Consent
+//	delete_account.html Renderer.DeleteAccount
+//	deleted.html        Renderer.Deleted
+//	style.css           the stylesheet (the brand's colour variables are prepended)
+//	privacy.css         extra rules appended to style.css on the privacy pages only
 //
 // Templates are html/template files, parsed and test-rendered once in New;
 // a file that fails either makes New fail with an error naming it. Each page
@@ -35,7 +42,7 @@
 // name. Every page receives these fields:
 //
 //	.Nonce      CSP nonce; put it on the <style> element: <style nonce="{{.Nonce}}">
-//	.CSS        the stylesheet, brand variables included
+//	.CSS        the stylesheet, brand variables included (and privacy.css on the privacy pages)
 //	.Brand      .Brand.Title (never empty), .Brand.Logo (empty when none)
 //	.PageTitle  text for <title>
 //	.RequestID  may be empty
@@ -49,6 +56,21 @@
 //	                   .Signups (the choices with a sign-up screen: .ID .Label .URL .Kind)
 //	logout.html        .Action .CSRFToken .ReturnURL .Audiences (each .Value .Label)
 //	static_login.html  .Provider .Action .State .Users (each .ID .Name .Email .Groups)
+//	notice.html        .Title .Message .LinkURL .LinkLabel
+//
+// The privacy pages receive, besides the common fields, .Heading .Message
+// and (each purpose: .N .Title .Description .Basis .Version .Value
+// .Required .Granted .State .Date .Decision .Button .Warn):
+//
+//	me.html              .Name .Email .Provider .Action (consent forms)
+//	                     .CSRFToken .Purposes .Sessions (each .Device .Created
+//	                     .CreatedISO .LastSeen .SeenISO .Current) .ExportURL
+//	                     .DeleteURL .SignOutURL
+//	consent.html         .Service .Action .CSRFToken .ReturnURL .AccountURL
+//	                     .Purposes .Required .Optional
+//	delete_account.html  .Email .ConfirmWord .Action .CSRFToken .Wrong
+//	                     .NeedsReauth .ReauthURL .CancelURL .Deletes .Keeps
+//	deleted.html         .ReceiptID .HomeURL
 //
 // Override templates must not load anything from another origin: the
 // Content-Security-Policy sent with every page blocks it.
@@ -106,8 +128,9 @@ const (
 
 // Names of the shared template files; the page files are in pageFiles.
 const (
-	fileLayout = "layout.html"
-	fileStyle  = "style.css"
+	fileLayout       = "layout.html"
+	fileStyle        = "style.css"
+	filePrivacyStyle = "privacy.css"
 )
 
 type pageID int
@@ -118,10 +141,15 @@ const (
 	pageLogout
 	pageStatic
 	pageNotice
+	pageMe
+	pageConsent
+	pageDelete
+	pageDeleted
 	numPages
 )
 
-var pageFiles = [numPages]string{"error.html", "chooser.html", "logout.html", "static_login.html", "notice.html"}
+var pageFiles = [numPages]string{"error.html", "chooser.html", "logout.html", "static_login.html", "notice.html",
+	"me.html", "consent.html", "delete_account.html", "deleted.html"}
 
 //go:embed templates
 var embedded embed.FS
@@ -130,10 +158,12 @@ var embedded embed.FS
 // built once by New (templates parsed, brand validated) and is safe for
 // concurrent use by any number of goroutines.
 type Renderer struct {
-	tmpl     [numPages]*template.Template
-	brand    brandView
-	css      template.CSS
-	warnings []string
+	tmpl  [numPages]*template.Template
+	brand brandView
+	css   template.CSS
+	// privacyCSS is css plus privacy.css, for the privacy pages only.
+	privacyCSS template.CSS
+	warnings   []string
 	// nonce returns a fresh CSP nonce (base64 or base32 characters only).
 	// Tests replace it to get stable output.
 	nonce func() string
@@ -183,6 +213,14 @@ func New(brand Brand, templateDir string) (*Renderer, error) {
 		return nil, fmt.Errorf("pages: %s: stylesheet must not contain \"</style\"", stylePath)
 	}
 	r.css = template.CSS(minifyCSS(vars + style)) // our own variables plus a trusted operator file
+	privStyle, privPath, err := load(filePrivacyStyle)
+	if err != nil {
+		return nil, err
+	}
+	if strings.Contains(strings.ToLower(privStyle), "</style") {
+		return nil, fmt.Errorf("pages: %s: stylesheet must not contain \"</style\"", privPath)
+	}
+	r.privacyCSS = template.CSS(minifyCSS(vars + style + "\n" + privStyle)) // trusted files, as above
 
 	layout, layoutPath, err := load(fileLayout)
 	if err != nil {
@@ -202,7 +240,7 @@ func New(brand Brand, templateDir string) (*Renderer, error) {
 		}
 		// Execute once with every optional field set so escaping problems
 		// and references to unknown fields surface now, not per request.
-		if err := t.Execute(&bytes.Buffer{}, r.sample(id)); err != nil {
+		if err := t.Execute(&bytes.Buffer{}, r.sampleFor(id)); err != nil {
 			return nil, fmt.Errorf("pages: render %s (with %s): %w", path, layoutPath, err)
 		}
 		r.tmpl[id] = t
