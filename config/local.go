@@ -24,7 +24,19 @@ type LocalProvider struct {
 	Lockout   LocalLockout   `yaml:"lockout" doc:"Locking an account after repeated wrong passwords."`
 	Links     LocalLinks     `yaml:"links" doc:"How long confirmation and reset links work."`
 	Mail      LocalMail      `yaml:"mail" doc:"How confirmation and reset emails are sent: smtp, or outbox for development."`
+	MFA       LocalMFA       `yaml:"mfa" doc:"Second factors: TOTP authenticator apps with recovery codes, enrolled by each person on the provider's security page."`
 }
+
+// LocalMFA configures second factors of local accounts.
+type LocalMFA struct {
+	TOTP     *bool  `yaml:"totp" doc:"Offer TOTP authenticator apps (with 10 single-use recovery codes). Default true. When false, nobody can enrol; accounts that already enrolled are still asked for their code at sign-in."`
+	Passkeys bool   `yaml:"passkeys" doc:"Passkeys (WebAuthn). Not available in this version: must stay false."`
+	Issuer   string `yaml:"issuer" doc:"Name shown in authenticator apps next to the account (the otpauth issuer). Default: the provider's display_name."`
+	Required bool   `yaml:"required" doc:"Every account must use a second factor: after the password, a person without one is sent to set it up before signing in. Default false (routes may still require MFA with require: { mfa: true })."`
+}
+
+// TOTPEnabled reports whether TOTP enrolment is offered (default true).
+func (m LocalMFA) TOTPEnabled() bool { return m.TOTP == nil || *m.TOTP }
 
 // LocalPassword is the password policy.
 type LocalPassword struct {
@@ -136,6 +148,24 @@ func (p *LocalProvider) Validate() []FieldError {
 	}
 	if d := p.Links.ResetTTL.D(); d != 0 && (d < 5*time.Minute || d > 24*time.Hour) {
 		add("links.reset_ttl", "keep reset links short-lived: between 5m and 24h", "lifetime %s out of range", d)
+	}
+
+	f := p.MFA
+	if f.Passkeys {
+		add("mfa.passkeys", "remove it, or set it to false; use mfa.totp", "passkeys are not available in this version of Gatehouse")
+	}
+	if f.Required && !f.TOTPEnabled() {
+		add("mfa.required", "set mfa.totp: true, or mfa.required: false", "mfa.required needs a second factor people can enrol")
+	}
+	if f.Issuer != "" {
+		switch {
+		case len(f.Issuer) > 64:
+			add("mfa.issuer", "at most 64 bytes, e.g. Acme", "issuer is %d bytes", len(f.Issuer))
+		case strings.ContainsAny(f.Issuer, ":"):
+			add("mfa.issuer", "authenticator apps split the label at ':'; e.g. Acme", "issuer %q contains ':'", f.Issuer)
+		case strings.IndexFunc(f.Issuer, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+			add("mfa.issuer", "", "control character in the issuer")
+		}
 	}
 
 	m := p.Mail

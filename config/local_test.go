@@ -19,6 +19,7 @@ providers:
     rate_limit: { per_ip: 20, per_account: 5, emails: 3, window: 15m }
     lockout: { max_failures: 8, duration: 30m }
     links: { verify_ttl: 48h, reset_ttl: 30m }
+    mfa: { totp: true, issuer: Acme, required: true }
     mail:
       from: "Acme <no-reply@example.com>"
       smtp: { host: smtp.example.com, port: 587, username: gatehouse, password: "${SMTP_PASSWORD}" }
@@ -44,6 +45,15 @@ func TestLocalProviderParses(t *testing.T) {
 	if l.DisplayName != "Acme account" || l.Password.MinLength != 14 || l.Argon2.Iterations != 2 || l.Lockout.Duration.D().String() != "30m0s" ||
 		l.Mail.SMTP.Password != "s3cret" || l.LinkSecret != "0123456789abcdef0123456789abcdef" || l.Links.ResetTTL.D().String() != "30m0s" {
 		t.Fatalf("decoded %+v", l)
+	}
+	if !l.MFA.TOTPEnabled() || l.MFA.Issuer != "Acme" || !l.MFA.Required || l.MFA.Passkeys {
+		t.Fatalf("mfa decoded %+v", l.MFA)
+	}
+	if errs := l.Validate(); len(errs) != 0 {
+		t.Fatalf("valid settings refused: %+v", errs)
+	}
+	if !(LocalMFA{}).TOTPEnabled() {
+		t.Fatal("totp must default to on")
 	}
 }
 
@@ -90,6 +100,11 @@ func TestLocalProviderValidate(t *testing.T) {
 		{"lockout.duration", func(p *LocalProvider) { p.Lockout.Duration = Duration(1) }},
 		{"links.reset_ttl", func(p *LocalProvider) { p.Links.ResetTTL = Duration(1) }},
 		{"links.verify_ttl", func(p *LocalProvider) { p.Links.VerifyTTL = Duration(1) }},
+		{"mfa.passkeys", func(p *LocalProvider) { p.MFA.Passkeys = true }},
+		{"mfa.required", func(p *LocalProvider) { off := false; p.MFA.TOTP = &off; p.MFA.Required = true }},
+		{"mfa.issuer", func(p *LocalProvider) { p.MFA.Issuer = "Acme:Corp" }},
+		{"mfa.issuer", func(p *LocalProvider) { p.MFA.Issuer = strings.Repeat("a", 65) }},
+		{"mfa.issuer", func(p *LocalProvider) { p.MFA.Issuer = "Acme\n" }},
 	}
 	for _, c := range cases {
 		p := ok

@@ -69,8 +69,76 @@ type Accounts interface {
 	ResetFailures(ctx context.Context, id string) error
 	// UpdateProfile replaces the profile fields.
 	UpdateProfile(ctx context.Context, id string, profile map[string]string) error
-	// DeleteAccount deletes the account (erasure); ErrNotFound when none.
+	// DeleteAccount deletes the account (erasure) with its second
+	// factors; ErrNotFound when none.
 	DeleteAccount(ctx context.Context, id string) error
+
+	// AccountMFA returns the second factors of the account (an empty MFA
+	// when it has none), or ErrNotFound when there is no such account.
+	AccountMFA(ctx context.Context, id string) (*MFA, error)
+	// EnableTOTP stores the account's sealed TOTP secret and replaces its
+	// recovery codes (hashes) in one transaction. It returns ErrExists when
+	// TOTP is already on and ErrNotFound when there is no such account.
+	EnableTOTP(ctx context.Context, id string, sealedSecret []byte, recoveryHashes []string) error
+	// DisableTOTP removes the TOTP secret and every recovery code;
+	// ErrNotFound when TOTP was off.
+	DisableTOTP(ctx context.Context, id string) error
+	// SetRecoveryCodes replaces the account's recovery codes (hashes).
+	SetRecoveryCodes(ctx context.Context, id string, hashes []string) error
+	// UseRecoveryCode deletes the recovery code with that hash and reports
+	// whether it existed: of concurrent uses of one code, one wins.
+	UseRecoveryCode(ctx context.Context, id, hash string) (bool, error)
+
+	// AddPasskey stores a WebAuthn credential; ErrExists when its id is
+	// taken, ErrNotFound when the account does not exist.
+	AddPasskey(ctx context.Context, k Passkey) error
+	// Passkeys returns the account's credentials, oldest first.
+	Passkeys(ctx context.Context, accountID string) ([]Passkey, error)
+	// PasskeyByID returns the credential or ErrNotFound.
+	PasskeyByID(ctx context.Context, credentialID []byte) (*Passkey, error)
+	// UsePasskey records a successful assertion: the new signature counter
+	// and the time. It refuses (ErrSignCount) a counter that did not
+	// increase, unless both the stored and the new one are zero (the
+	// authenticator keeps no counter): a cloned authenticator shows as a
+	// counter going back.
+	UsePasskey(ctx context.Context, credentialID []byte, signCount uint32) error
+	// DeletePasskey removes one of the account's credentials; ErrNotFound
+	// when the account has no such credential.
+	DeletePasskey(ctx context.Context, accountID string, credentialID []byte) error
+}
+
+// ErrSignCount is returned by UsePasskey when the authenticator's
+// signature counter did not increase (a possibly cloned authenticator).
+var ErrSignCount = errors.New("store: passkey signature counter did not increase")
+
+// MFA is what an account has enrolled as second factors.
+type MFA struct {
+	// TOTPSecret is the TOTP secret as the provider sealed it; nil when
+	// TOTP is off. The store never interprets it.
+	TOTPSecret  []byte
+	TOTPCreated time.Time
+	// RecoveryCodes is the number of unused recovery codes.
+	RecoveryCodes int
+	// Passkeys is the number of registered passkeys.
+	Passkeys int
+}
+
+// HasTOTP reports whether TOTP is on.
+func (m *MFA) HasTOTP() bool { return len(m.TOTPSecret) > 0 }
+
+// Passkey is a WebAuthn credential of an account.
+type Passkey struct {
+	CredentialID    []byte
+	AccountID       string
+	PublicKey       []byte // COSE key
+	SignCount       uint32
+	Transports      []string
+	Flags           uint8 // authenticator flags at registration (backup eligibility)
+	AAGUID          []byte
+	AttestationType string
+	Name            string
+	Created         time.Time
+	LastUsed        time.Time // zero when never used
 }
 
 // NormalizeEmail trims an address and lower-cases it. It returns "" for
@@ -299,4 +367,284 @@ func (s *sqlStore) DeleteAccount(ctx context.Context, id string) error {
 		return err
 	}
 	return s.execOne(ctx, op, `DELETE FROM accounts WHERE id = $1`, id)
+}
+
+// ---- second factors ----
+
+func (s *sqlStore) AccountMFA(ctx context.Context, id string) (*MFA, error) {
+	const op = "account mfa"
+	if err := validID(op, id); err != nil {
+		return nil, err
+	}
+	var m MFA
+	var exists bool
+	var secret []byte
+	err := s.r.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1),
+		       (SELECT secret FROM account_totp WHERE account_id = $1),
+		       (SELECT created FROM account_totp WHERE account_id = $1),
+		       (SELECT count(*) FROM account_recovery_codes WHERE account_id = $1),
+		       (SELECT count(*) FROM account_passkeys WHERE account_id = $1)`, id).
+		Scan(&exists, &secret, timeCol{&m.TOTPCreated}, &m.RecoveryCodes, &m.Passkeys)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	if len(secret) > 0 {
+		m.TOTPSecret = append([]byte(nil), secret...)
+	}
+	return &m, nil
+}
+
+// accountExists answers ErrNotFound for a missing account inside tx.
+func accountExists(ctx context.Context, tx *sql.Tx, op, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE id = $1`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
+
+func validHashes(op string, hashes []string) error {
+	seen := map[string]bool{}
+	for _, h := range hashes {
+		if h == "" || seen[h] {
+			return invalid(op, "empty or repeated recovery code hash")
+		}
+		seen[h] = true
+	}
+	return nil
+}
+
+func (s *sqlStore) replaceCodes(ctx context.Context, tx *sql.Tx, op, id string, hashes []string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM account_recovery_codes WHERE account_id = $1`, id); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	now := s.d.ts(s.now())
+	for _, h := range hashes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO account_recovery_codes (account_id, code_hash, created) VALUES ($1, $2, $3)`, id, h, now); err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqlStore) EnableTOTP(ctx context.Context, id string, sealed []byte, hashes []string) error {
+	const op = "enable totp"
+	if err := validID(op, id); err != nil {
+		return err
+	}
+	if len(sealed) == 0 {
+		return invalid(op, "empty secret")
+	}
+	if err := validHashes(op, hashes); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, op, id); err != nil {
+			return err
+		}
+		r, err := tx.ExecContext(ctx, `INSERT INTO account_totp (account_id, secret, created) VALUES ($1, $2, $3)
+			ON CONFLICT (account_id) DO NOTHING`, id, sealed, s.d.ts(s.now()))
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+		if n, err := r.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("store: %s: totp already on: %w", op, ErrExists)
+		}
+		return s.replaceCodes(ctx, tx, op, id, hashes)
+	})
+}
+
+func (s *sqlStore) DisableTOTP(ctx context.Context, id string) error {
+	const op = "disable totp"
+	if err := validID(op, id); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `DELETE FROM account_totp WHERE account_id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+		if n, err := r.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM account_recovery_codes WHERE account_id = $1`, id); err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+		return nil
+	})
+}
+
+func (s *sqlStore) SetRecoveryCodes(ctx context.Context, id string, hashes []string) error {
+	const op = "set recovery codes"
+	if err := validID(op, id); err != nil {
+		return err
+	}
+	if err := validHashes(op, hashes); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, op, id); err != nil {
+			return err
+		}
+		return s.replaceCodes(ctx, tx, op, id, hashes)
+	})
+}
+
+func (s *sqlStore) UseRecoveryCode(ctx context.Context, id, hash string) (bool, error) {
+	const op = "use recovery code"
+	if err := validID(op, id); err != nil {
+		return false, err
+	}
+	if hash == "" {
+		return false, nil
+	}
+	r, err := s.w.ExecContext(ctx, `DELETE FROM account_recovery_codes WHERE account_id = $1 AND code_hash = $2`, id, hash)
+	if err != nil {
+		return false, fmt.Errorf("store: %s: %w", op, err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return n == 1, nil
+}
+
+// ---- passkeys ----
+
+const passkeyCols = `credential_id, account_id, public_key, sign_count, transports, flags, aaguid, attestation_type, name, created, last_used`
+
+func (s *sqlStore) AddPasskey(ctx context.Context, k Passkey) error {
+	const op = "add passkey"
+	if err := validID(op, k.AccountID); err != nil {
+		return err
+	}
+	if len(k.CredentialID) == 0 || len(k.CredentialID) > 1023 || len(k.PublicKey) == 0 {
+		return invalid(op, "credential id or public key missing or too long")
+	}
+	for _, t := range k.Transports {
+		if t == "" || strings.Contains(t, ",") {
+			return invalid(op, "bad transport %q", t)
+		}
+	}
+	if k.Created.IsZero() {
+		k.Created = s.now()
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := accountExists(ctx, tx, op, k.AccountID); err != nil {
+			return err
+		}
+		var aaguid any
+		if len(k.AAGUID) > 0 {
+			aaguid = k.AAGUID
+		}
+		r, err := tx.ExecContext(ctx, `INSERT INTO account_passkeys (`+passkeyCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL) ON CONFLICT (credential_id) DO NOTHING`,
+			k.CredentialID, k.AccountID, k.PublicKey, int64(k.SignCount), strings.Join(k.Transports, ","), int(k.Flags),
+			aaguid, k.AttestationType, k.Name, s.d.ts(k.Created))
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+		if n, err := r.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("store: %s: credential id taken: %w", op, ErrExists)
+		}
+		return nil
+	})
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanPasskey(row rowScanner) (*Passkey, error) {
+	var k Passkey
+	var count int64
+	var flags int
+	var transports string
+	err := row.Scan(&k.CredentialID, &k.AccountID, &k.PublicKey, &count, &transports, &flags, &k.AAGUID, &k.AttestationType,
+		&k.Name, timeCol{&k.Created}, timeCol{&k.LastUsed})
+	if err != nil {
+		return nil, err
+	}
+	k.SignCount, k.Flags = uint32(count), uint8(flags)
+	if transports != "" {
+		k.Transports = strings.Split(transports, ",")
+	}
+	return &k, nil
+}
+
+func (s *sqlStore) Passkeys(ctx context.Context, accountID string) ([]Passkey, error) {
+	const op = "passkeys"
+	if err := validID(op, accountID); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+passkeyCols+` FROM account_passkeys WHERE account_id = $1 ORDER BY created, credential_id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	defer rows.Close()
+	var out []Passkey
+	for rows.Next() {
+		k, err := scanPasskey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", op, err)
+		}
+		out = append(out, *k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) PasskeyByID(ctx context.Context, credentialID []byte) (*Passkey, error) {
+	const op = "passkey by id"
+	if len(credentialID) == 0 {
+		return nil, fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	k, err := scanPasskey(s.r.QueryRowContext(ctx, `SELECT `+passkeyCols+` FROM account_passkeys WHERE credential_id = $1`, credentialID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return k, nil
+}
+
+func (s *sqlStore) UsePasskey(ctx context.Context, credentialID []byte, signCount uint32) error {
+	const op = "use passkey"
+	if len(credentialID) == 0 {
+		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	// One statement: the comparison and the update cannot interleave with
+	// a concurrent assertion of the same credential.
+	r, err := s.w.ExecContext(ctx, `UPDATE account_passkeys SET sign_count = $2, last_used = $3
+		WHERE credential_id = $1 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))`,
+		credentialID, int64(signCount), s.d.ts(s.now()))
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	} else if n == 1 {
+		return nil
+	}
+	if _, err := s.PasskeyByID(ctx, credentialID); err != nil {
+		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	}
+	return fmt.Errorf("store: %s: %w", op, ErrSignCount)
+}
+
+func (s *sqlStore) DeletePasskey(ctx context.Context, accountID string, credentialID []byte) error {
+	const op = "delete passkey"
+	if err := validID(op, accountID); err != nil {
+		return err
+	}
+	return s.execOne(ctx, op, `DELETE FROM account_passkeys WHERE account_id = $1 AND credential_id = $2`, accountID, credentialID)
 }

@@ -33,10 +33,13 @@ const (
 func (p *Provider) Endpoints() map[string]http.Handler {
 	b := "local/" + p.name + "/"
 	m := map[string]http.Handler{
-		b + "signin":        http.HandlerFunc(p.serveSignIn),
-		b + "verify":        http.HandlerFunc(p.serveVerify),
-		b + "reset":         http.HandlerFunc(p.serveReset),
-		b + "reset/confirm": http.HandlerFunc(p.serveResetConfirm),
+		b + "signin":          http.HandlerFunc(p.serveSignIn),
+		b + "verify":          http.HandlerFunc(p.serveVerify),
+		b + "reset":           http.HandlerFunc(p.serveReset),
+		b + "reset/confirm":   http.HandlerFunc(p.serveResetConfirm),
+		b + "mfa":             http.HandlerFunc(p.serveMFA),
+		b + "security":        http.HandlerFunc(p.serveSecurity),
+		b + "security/manage": http.HandlerFunc(p.serveManage),
 	}
 	if p.registration {
 		m[b+"register"] = http.HandlerFunc(p.serveRegister)
@@ -51,14 +54,17 @@ func (p *Provider) Endpoints() map[string]http.Handler {
 // go after. It travels in query strings and hidden fields; the gateway
 // validates aud and rd again, and the state is bound to the browser's
 // attempt cookie.
-type flow struct{ state, aud, rd string }
+type flow struct {
+	state, aud, rd string
+	stepUp         bool // the attempt asks for MFA (Attempt.StepUp.MFA)
+}
 
 func readFlow(r *http.Request) flow {
 	get := r.URL.Query().Get
 	if r.Method == http.MethodPost {
 		get = r.PostFormValue
 	}
-	f := flow{state: get("state"), aud: get("aud"), rd: get("rd")}
+	f := flow{state: get("state"), aud: get("aud"), rd: get("rd"), stepUp: get("mfa") == "1"}
 	if len(f.state) > 256 || len(f.aud) > 64 || len(f.rd) > 4096 {
 		return flow{}
 	}
@@ -71,6 +77,9 @@ func (f flow) query() string {
 		if v != "" {
 			q.Set(k, v)
 		}
+	}
+	if f.stepUp {
+		q.Set("mfa", "1")
 	}
 	if len(q) == 0 {
 		return ""
@@ -126,7 +135,7 @@ func (p *Provider) notice(w http.ResponseWriter, r *http.Request, status int, ti
 // form prepares a form page: action, CSRF token and the flow.
 func (p *Provider) form(w http.ResponseWriter, r *http.Request, view, action string, f flow) Page {
 	return Page{View: view, Action: p.base + action, CSRF: p.csrf.token(w, r, action),
-		State: f.state, Audience: f.aud, ReturnURL: f.rd, Links: p.links(f)}
+		State: f.state, Audience: f.aud, ReturnURL: f.rd, StepUp: f.stepUp, Links: p.links(f)}
 }
 
 // parse reads a form post (POST only, at most 64 KiB). It answers and
@@ -172,6 +181,10 @@ func viewOf(action string) string {
 		return ViewNewPassword
 	case "verify":
 		return ViewConfirm
+	case "mfa":
+		return ViewMFA
+	case "security":
+		return ViewSignIn
 	}
 	return ViewNotice
 }
@@ -235,8 +248,26 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		fail()
 		return
 	}
-	if !p.limit(w, r, "signin:"+p.emailKey("acct", email), p.perAccount, f) {
+	acct, ok := p.checkPassword(w, r, email, password, f, fail)
+	if !ok {
 		return
+	}
+	if !acct.EmailVerified {
+		// Only someone who knows the password learns this.
+		p.sendVerify(r.Context(), acct, f)
+		p.notice(w, r, http.StatusForbidden, "Confirm your email address",
+			"Please confirm your email address first: we have sent a new link to "+acct.Email+". Open it, then sign in again.", p.links(f))
+		return
+	}
+	p.afterPassword(w, r, acct, f, "")
+}
+
+// checkPassword checks email and password (per-address limit, lockout,
+// failure count, hash upgrade). It answers with fail (or an error page)
+// and returns false when they do not match an account that can sign in.
+func (p *Provider) checkPassword(w http.ResponseWriter, r *http.Request, email, password string, f flow, fail func()) (*store.Account, bool) {
+	if !p.limit(w, r, "signin:"+p.emailKey("acct", email), p.perAccount, f) {
+		return nil, false
 	}
 	ctx := r.Context()
 	acct, err := p.accounts.AccountByEmail(ctx, email)
@@ -244,23 +275,23 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		p.hash.burn(ctx, password)
 		fail()
-		return
+		return nil, false
 	case err != nil:
 		p.log.Error("local provider: account lookup failed", zap.String("provider", p.name), zap.Error(err))
 		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
-		return
+		return nil, false
 	}
 	if acct.Locked(p.now()) {
 		p.hash.burn(ctx, password)
 		p.log.Info("local provider: sign-in to a locked account", zap.String("provider", p.name), zap.String("account", acct.ID))
 		fail()
-		return
+		return nil, false
 	}
 	ok, rehash, err := p.hash.verify(ctx, acct.PasswordHash, password)
 	if err != nil {
 		p.log.Error("local provider: stored password hash unusable", zap.String("provider", p.name), zap.String("account", acct.ID), zap.Error(err))
 		fail()
-		return
+		return nil, false
 	}
 	if !ok {
 		n, until, err := p.accounts.RecordFailure(ctx, acct.ID, p.maxFailures, p.lockFor)
@@ -272,7 +303,7 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 			p.log.Info("local provider: wrong password", zap.String("provider", p.name), zap.String("account", acct.ID), zap.Int("failures", n))
 		}
 		fail()
-		return
+		return nil, false
 	}
 	if acct.FailedAttempts > 0 {
 		if err := p.accounts.ResetFailures(ctx, acct.ID); err != nil {
@@ -286,16 +317,7 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if !acct.EmailVerified {
-		// Only someone who knows the password learns this.
-		p.sendVerify(ctx, acct, f)
-		p.notice(w, r, http.StatusForbidden, "Confirm your email address",
-			"Please confirm your email address first: we have sent a new link to "+acct.Email+". Open it, then sign in again.", p.links(f))
-		return
-	}
-	proof := p.tokens.issue(claims{Purpose: purposeSignIn, Account: acct.ID, State: f.state}, ProofTTL)
-	p.page(w, r, Page{View: ViewAutoPost, Title: "Signing in", Action: p.callbackPath,
-		Fields: map[string]string{"state": f.state, "proof": proof}})
+	return acct, true
 }
 
 func (p *Provider) sendVerify(ctx context.Context, acct *store.Account, f flow) {

@@ -19,6 +19,11 @@ const (
 	ViewConfirm     = "confirm"     // confirm an email address (from a link)
 	ViewNotice      = "notice"      // a message with links ("check your email")
 	ViewAutoPost    = "autopost"    // posts Fields to Action at once (the sign-in proof)
+	ViewMFA         = "mfa"         // second factor: a TOTP or recovery code
+	ViewMFANeeded   = "mfaneeded"   // a second factor is required and the account has none
+	ViewSecurity    = "security"    // two-step verification settings
+	ViewTOTPSetup   = "totpsetup"   // add an authenticator app: key, QR code, first code
+	ViewRecovery    = "recovery"    // new recovery codes, shown once
 )
 
 // Page is everything a view shows. Form views post to Action and must
@@ -47,6 +52,29 @@ type Page struct {
 	Links map[string]string
 	// Fields are the hidden fields of the auto-posted form (ViewAutoPost).
 	Fields map[string]string
+	// StepUp is posted back as "mfa"="1": the sign-in asks for MFA.
+	StepUp bool
+	// MFA is what the second-factor pages show.
+	MFA MFAInfo
+}
+
+// MFAInfo is the content of the second-factor pages. Their forms post
+// Token as "token" (the security pages' session), an "op" and, where
+// asked, "code" and Enrol as "enrol".
+type MFAInfo struct {
+	TOTPOffered  bool // people may add an authenticator app
+	TOTPOn       bool // the account has one
+	RecoveryLeft int  // unused recovery codes
+	// ViewTOTPSetup: the otpauth:// URI, the secret grouped for typing, a
+	// QR code of the URI (inline SVG) and the sealed pending secret.
+	URI    string
+	Secret string
+	QR     template.HTML
+	Enrol  string
+	// ViewRecovery: the codes, shown once.
+	Codes []string
+	// Continue is where to go on signing in, or "".
+	Continue string
 }
 
 // Renderer writes pages. The gateway may supply one built on its own page
@@ -72,7 +100,8 @@ type DefaultRenderer struct {
 // NewDefaultRenderer parses the embedded templates.
 func NewDefaultRenderer() *DefaultRenderer {
 	d := &DefaultRenderer{views: map[string]*template.Template{}}
-	for _, v := range []string{ViewSignIn, ViewRegister, ViewReset, ViewNewPassword, ViewConfirm, ViewNotice, ViewAutoPost} {
+	for _, v := range []string{ViewSignIn, ViewRegister, ViewReset, ViewNewPassword, ViewConfirm, ViewNotice, ViewAutoPost,
+		ViewMFA, ViewMFANeeded, ViewSecurity, ViewTOTPSetup, ViewRecovery} {
 		d.views[v] = template.Must(template.New(v+".html").ParseFS(templateFS, "templates/layout.html", "templates/"+v+".html"))
 	}
 	return d

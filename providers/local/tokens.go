@@ -17,6 +17,8 @@ const (
 	purposeVerify = "verify"  // confirm an email address (emailed link)
 	purposeReset  = "reset"   // choose a new password (emailed link)
 	purposeSignIn = "sign-in" // proof of a checked password, posted to the callback
+	purposeMFA    = "mfa"     // a checked password waiting for its second factor
+	purposeManage = "manage"  // a re-authenticated person on the security page
 )
 
 // claims is the signed payload of a token.
@@ -33,8 +35,17 @@ type claims struct {
 	// (the gateway validates them again).
 	Audience  string `json:"aud,omitempty"`
 	ReturnURL string `json:"rd,omitempty"`
-	Issued    int64  `json:"iat"`
-	Expires   int64  `json:"exp"`
+	// AMR lists the methods a sign-in proof attests (empty: password).
+	AMR []string `json:"amr,omitempty"`
+	// Next says what a second factor completes: "" (sign-in) or
+	// "manage" (re-authentication for the security page).
+	Next string `json:"x,omitempty"`
+	// StepUp records that the sign-in must end with a second factor.
+	StepUp bool `json:"mfa,omitempty"`
+	// Bind ties a security-page token to the browser (its CSRF cookie).
+	Bind    string `json:"b,omitempty"`
+	Issued  int64  `json:"iat"`
+	Expires int64  `json:"exp"`
 	// Nonce makes each token unique; single use is claimed on it.
 	Nonce string `json:"n"`
 }
