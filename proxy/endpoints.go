@@ -603,6 +603,7 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 				if err := g.revoke(r.Context(), s, "sid:"+p.ID); err != nil {
 					g.log.Error("cannot revoke the session in the shared state; the cookie is cleared but a copy stays valid until it expires", zap.String("request_id", rec.rid), zap.Error(err))
 				}
+				g.auditSignOut(s, r.Context(), rec, p)
 				if idpLogout == nil {
 					idpLogout, idpProvider = g.providerLogout(s, r, rec, p, rd)
 				}

@@ -371,6 +371,20 @@ func (g *Gateway) meDelete(s *snapshot, w *statusWriter, r *http.Request, rec *a
 	s.opts.Pages.Deleted(w, pages.DeletedPage{ReceiptID: receipt.Tombstone, HomeURL: "/", RequestID: rec.rid})
 }
 
+// auditSignOut records a customer's sign-out as a sign_out audit event in
+// their region (the session carries it). A failure is logged; it never
+// blocks the sign-out.
+func (g *Gateway) auditSignOut(s *snapshot, ctx context.Context, rec *accessRecord, sess *session.Payload) {
+	if !s.privacyOn() || sess.Identity.Audience != identity.Customer || sess.Tokens[tokRegion] == "" {
+		return
+	}
+	region := sess.Tokens[tokRegion]
+	if err := s.opts.Privacy.Audit(ctx, privacy.KindSignOut, subjectKey(&sess.Identity), region, rec.rid,
+		map[string]string{"provider": sess.Identity.Provider}); err != nil {
+		g.log.Warn("privacy: cannot record the sign-out", zap.String("request_id", rec.rid), zap.String("region", region), zap.Error(err))
+	}
+}
+
 // privacyFailed answers a store failure of a self-service action: logged
 // with its reason, a 503 page, nothing half done (each store operation is
 // one transaction).

@@ -30,6 +30,10 @@ Usage:
   gatehouse sessions revoke --user NAME | --provider P --subject S | --session ID
                                        end sessions through a running gateway's admin API
                                        (token in GATEHOUSE_ADMIN_TOKEN)
+  gatehouse privacy export --subject KEY [-o FILE]
+                                       a customer's data (KEY "issuer|subject"), through the admin API
+  gatehouse privacy erase --subject KEY --yes
+                                       end a customer's sessions and erase their data, through the admin API
   gatehouse schema                     print the JSON Schema of gatehouse.yaml
   gatehouse version                    print the version
 
@@ -62,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeys(rest, stdout, stderr)
 	case "sessions":
 		err = cmdSessions(rest, stdout, stderr)
+	case "privacy":
+		err = cmdPrivacy(rest, stdout, stderr)
 	case "schema":
 		err = cmdSchema(rest, stdout, stderr)
 	case "version", "--version", "-v":

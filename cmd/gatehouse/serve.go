@@ -216,6 +216,7 @@ func serve(ctx context.Context, l *app.Loaded, gw *proxy.Gateway, rt *runtime, s
 		seen = next.Hash
 		rt.metrics.Reloaded(true, old, next.Hash)
 		log.Info("policy reloaded", zap.String("policy", next.Path), zap.String("trigger", trigger), zap.String("policy_sha256", next.Hash), zap.Int("routes", len(next.Config.Routes)))
+		auditPolicyReload(gw, log, old, next.Hash, trigger)
 	}
 
 	for {
@@ -308,6 +309,8 @@ func adminHandler(gw *proxy.Gateway, rt *runtime) http.Handler {
 		io.WriteString(w, "ready\n")
 	})
 	mux.Handle("POST /sessions/revoke", revokeHandler(gw, rt.log))
+	mux.Handle("POST /privacy/export", privacyExportHandler(gw, rt.log))
+	mux.Handle("POST /privacy/erase", privacyEraseHandler(gw, rt.log))
 	mux.HandleFunc("GET /policy", func(w http.ResponseWriter, r *http.Request) {
 		p := gw.Policy()
 		fmt.Fprintf(w, "sha256 %s\nroutes %d\n", p.Hash, len(p.Routes()))
