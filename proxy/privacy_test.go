@@ -3,16 +3,23 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/proxy"
+	"github.com/gatehouse-dev/gatehouse/privacy"
 	"github.com/gatehouse-dev/gatehouse/store"
+	"github.com/gatehouse-dev/gatehouse/store/storetest"
 )
 
 // privacyPolicy: two regions (one SQLite store each), a provider per
@@ -255,4 +262,188 @@ func TestRouteRegionsAndSignInRegion(t *testing.T) {
 	if _, err := usStore.Profile(context.Background(), "static:shoppers-eu|c-1001"); err == nil {
 		t.Error("the EU customer's profile is in the US store")
 	}
+}
+
+// TestPrivacyEndToEndBothBackends is the privacy issue's whole story in one
+// test, with the EU region on PostgreSQL and the US region on SQLite: a
+// customer signs in, is asked for consent, grants it, reaches the upstream
+// (only the allowed claims, a pairwise subject), exports their data (the
+// grant is in it), withdraws and is asked again, and deletes the account.
+// Afterwards no row of either database holds their subject or email, the
+// signed deletion webhook arrived, and the audit holds a tombstone. A store
+// that is down gets a clear error and changes nothing.
+func TestPrivacyEndToEndBothBackends(t *testing.T) {
+	pg := storetest.PostgresDSN(t)
+	dir := t.TempDir()
+	hookSecret := "webhook-secret-0123456789abcdef0123456789"
+	var hookMu sync.Mutex
+	var hookBodies [][]byte
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := privacy.VerifySignature([]byte(hookSecret), r.Header.Get("Gatehouse-Signature"), body, time.Now(), time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		hookMu.Lock()
+		hookBodies = append(hookBodies, body)
+		hookMu.Unlock()
+	}))
+	defer hook.Close()
+	pol := strings.ReplaceAll(privacyPolicy, `eu: "sqlite://{{DIR}}/eu.db"`, `eu: "`+pg+`"`)
+	pol = strings.ReplaceAll(pol, "{{DIR}}", dir)
+	pol = strings.Replace(pol, "  regions:\n", "  webhooks: [ { name: crm, url: \""+hook.URL+"\", secret: \""+hookSecret+"\", events: [deletion] } ]\n  regions:\n", 1)
+	e := newEnvWith(t, envConfig{policy: pol})
+	const key, email = "static:shoppers-eu|c-1001", "dana@mail.example"
+
+	b := e.browser()
+	b.signInAs("/shop", "shoppers-eu", "c-1001")
+	// Consent.
+	page := b.get(b.get("/shop").location())
+	form := formFields(page.body)
+	form.Del("decline")
+	form.Set("purpose", "terms:2")
+	action := strings.ReplaceAll(regexp.MustCompile(`<form[^>]*action="([^"]+)"`).FindStringSubmatch(page.body)[1], "&amp;", "&")
+	if r := b.postForm(action, form); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("consent: %d", r.StatusCode)
+	}
+	// The upstream: allowed claims only, a pairwise subject.
+	h := b.get("/shop").echo(t).Header
+	if h.Get("X-Shop-Email") != email || h.Get("X-Shop-Name") != "" || h.Get("X-Shop-User") == "c-1001" || h.Get("X-Shop-User") == "" {
+		t.Errorf("upstream saw email %q name %q user %q", h.Get("X-Shop-Email"), h.Get("X-Shop-Name"), h.Get("X-Shop-User"))
+	}
+	// Export: the grant is in it.
+	if ex := b.get(proxy.Prefix + "me/export"); !strings.Contains(ex.body, `"purpose": "terms"`) || !strings.Contains(ex.body, `"decision": "grant"`) {
+		t.Errorf("export lacks the grant:\n%.800s", ex.body)
+	}
+	// Withdraw: asked again.
+	tok := formFields(b.get(proxy.Prefix + "me").body).Get("csrf_token")
+	b.postForm(proxy.Prefix+"me/consents", url.Values{"csrf_token": {tok}, "purpose": {"terms:2"}, "decision": {"withdraw"}})
+	if r := b.get("/shop"); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("after withdrawal: %d, want the consent page", r.StatusCode)
+	}
+
+	// A store that is down: a clear error, nothing changed.
+	eu := e.opts.Privacy.Regions().Store("eu")
+	before, _ := eu.ConsentHistory(context.Background(), key)
+	eu.Close() // the gateway's handle on the EU database is gone
+	r := b.postForm(proxy.Prefix+"me/consents", url.Values{"csrf_token": {tok}, "purpose": {"terms:2"}, "decision": {"grant"}})
+	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(r.body, "Nothing was changed") {
+		t.Errorf("consent with the store down: %d %.300s", r.StatusCode, r.body)
+	}
+	after := openPG(t, pg)
+	if hist, _ := after.ConsentHistory(context.Background(), key); len(hist) != len(before) {
+		t.Errorf("the failed write changed the ledger: %d entries, had %d", len(hist), len(before))
+	}
+	// A new gateway on the same databases (as after a restart) serves on.
+	e2 := newEnvWith(t, envConfig{policy: pol})
+	b2 := e2.browser()
+	b2.signInAs("/eu", "shoppers-eu", "c-1001")
+
+	// Before the deletion the scan finds the customer (it can fail).
+	if findInAllRows(t, after, "c-1001") == "" || findInAllRows(t, after, email) == "" {
+		t.Fatal("the row scan does not find the customer before the deletion")
+	}
+	// Delete the account.
+	del := b2.get(proxy.Prefix + "me/delete")
+	tok = formFields(del.body).Get("csrf_token")
+	r = b2.postForm(proxy.Prefix+"me/delete", url.Values{"csrf_token": {tok}, "confirm": {email}})
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "tomb:") {
+		t.Fatalf("deletion: %d %.300s", r.StatusCode, r.body)
+	}
+	tomb := regexp.MustCompile(`tomb:[0-9a-f]+`).FindString(r.body)
+	// The deletion notice goes out (the serve loop runs this every 5 s).
+	if rep, err := e2.opts.Privacy.Deliver(context.Background(), hook.Client()); err != nil {
+		t.Fatalf("deliver: %+v %v", rep, err)
+	}
+	hookMu.Lock()
+	if len(hookBodies) != 1 || !strings.Contains(string(hookBodies[0]), "c-1001") {
+		t.Errorf("webhook bodies: %q", hookBodies)
+	}
+	hookMu.Unlock()
+
+	// No row in either database holds the subject or the email.
+	for name, s := range map[string]store.Store{"postgres": after, "sqlite": openStore(t, filepath.Join(dir, "us.db"))} {
+		for _, needle := range []string{"c-1001", email} {
+			if where := findInAllRows(t, s, needle); where != "" {
+				t.Errorf("%s still holds %q in %s", name, needle, where)
+			}
+		}
+	}
+	// The audit shows the tombstone.
+	events, err := after.AuditEvents(context.Background(), tomb, 100)
+	if err != nil || len(events) == 0 {
+		t.Errorf("no audit events under the tombstone %s: %v", tomb, err)
+	}
+}
+
+// openPG opens a PostgreSQL store for the test.
+func openPG(t *testing.T, dsn string) store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// findInAllRows returns "table" when any column of any row of any table
+// contains needle (as text), or "".
+func findInAllRows(t *testing.T, s store.Store, needle string) string {
+	t.Helper()
+	db, ok := store.RawDB(s)
+	if !ok {
+		t.Fatal("no raw database handle")
+	}
+	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if s.Kind() == "postgres" {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+	}
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	if len(tables) == 0 {
+		t.Fatal("no tables found")
+	}
+	for _, table := range tables {
+		rows, err := db.Query(`SELECT * FROM ` + table)
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			rows.Scan(ptrs...)
+			for _, v := range vals {
+				var text string
+				switch x := v.(type) {
+				case []byte:
+					text = string(x)
+				case string:
+					text = x
+				default:
+					text = fmt.Sprint(x)
+				}
+				if strings.Contains(text, needle) {
+					rows.Close()
+					return table
+				}
+			}
+		}
+		rows.Close()
+	}
+	return ""
 }

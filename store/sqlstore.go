@@ -497,8 +497,9 @@ func (s *sqlStore) MarkDelivery(ctx context.Context, id int64, ok bool, errText 
 	n, err := func() (int64, error) {
 		r, err := s.w.ExecContext(ctx, `
 			UPDATE deliveries SET attempts = attempts + 1, status = $2, last_error = $3,
-				next_attempt = COALESCE($4, next_attempt), lease_until = NULL
-			WHERE id = $1 AND status = 'pending'`, id, status, errText, nextVal)
+				next_attempt = COALESCE($4, next_attempt), lease_until = NULL,
+				payload = CASE WHEN $2 = 'pending' THEN payload ELSE $5 END
+			WHERE id = $1 AND status = 'pending'`, id, status, errText, nextVal, []byte{})
 		if err != nil {
 			return 0, err
 		}

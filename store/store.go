@@ -161,7 +161,9 @@ type Store interface {
 	// or MarkDelivery settles it.
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
 	// MarkDelivery records an attempt: ok marks it delivered; otherwise the
-	// delivery is retried at next, or marked failed when next is zero.
+	// delivery is retried at next, or marked failed when next is zero. A
+	// settled delivery (delivered or failed) keeps no payload: a deletion
+	// notice names the person it is about, and only while it is pending.
 	MarkDelivery(ctx context.Context, id int64, ok bool, errText string, next time.Time) error
 
 	// Ping checks the database is reachable.
