@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/identity"
-	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/privacy"
+	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/gatehouse-dev/gatehouse/store/storetest"
 )
