@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # Gatehouse: a static binary on distroless, running as non-root, fine with
-# a read-only root filesystem (it writes nothing to disk).
+# a read-only root filesystem. It writes to disk only where the policy says:
+# SQLite stores (privacy regions, local accounts) and a development mail
+# outbox; mount a volume there, or use PostgreSQL and SMTP.
 #   docker build --build-arg VERSION=$(git describe --always) -t gatehouse .
 #   docker run --read-only -p 8080:8080 -v $PWD/gatehouse.yaml:/etc/gatehouse/gatehouse.yaml:ro gatehouse
 FROM golang:1.26-bookworm AS build

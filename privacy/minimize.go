@@ -130,6 +130,9 @@ func (p *Policy) LogUser(id *identity.Identity) []zap.Field {
 	return []zap.Field{zap.String("user_hash", hex.EncodeToString(m.Sum(nil)[:8]))}
 }
 
+// LogMode is how customers appear in logs: "hash" or "omit".
+func (p *Policy) LogMode() string { return p.logMode }
+
 // LogValue returns how any other piece of personal data (an email in an
 // error message, a subject key) may appear in logs: a keyed hash prefixed
 // "h:" or "-" when omitted or no key is configured.

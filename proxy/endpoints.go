@@ -100,6 +100,14 @@ func (g *Gateway) Ready() error {
 	if err := s.opts.Shared.Ping(ctx); err != nil {
 		return fmt.Errorf("shared state (%s): %w", s.opts.Shared.Kind(), err)
 	}
+	if s.privacyOn() {
+		rg := s.opts.Privacy.Regions()
+		for _, name := range rg.Names() {
+			if err := rg.Store(name).Ping(ctx); err != nil {
+				return fmt.Errorf("privacy store of region %s: %w", name, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -399,7 +407,7 @@ func (g *Gateway) startSession(s *snapshot, w http.ResponseWriter, r *http.Reque
 	rec.user = &sess.Identity
 	rec.reason = "login_ok:" + name
 	s.opts.Metrics.SignIn(name, "ok")
-	g.log.Info("sign-in", zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(id.Audience)), zap.String("user_hash", userHash(s.userKey, id)))
+	g.log.Info("sign-in", append([]zap.Field{zap.String("request_id", rec.rid), zap.String("provider", name), zap.String("audience", string(id.Audience))}, s.userFields(id)...)...)
 	return nil
 }
 
@@ -607,7 +615,7 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 				if idpLogout == nil {
 					idpLogout, idpProvider = g.providerLogout(s, r, rec, p, rd)
 				}
-				g.log.Info("sign-out", zap.String("request_id", rec.rid), zap.String("audience", a), zap.String("provider", p.Identity.Provider), zap.String("user_hash", userHash(s.userKey, &p.Identity)))
+				g.log.Info("sign-out", append([]zap.Field{zap.String("request_id", rec.rid), zap.String("audience", a), zap.String("provider", p.Identity.Provider)}, s.userFields(&p.Identity)...)...)
 			}
 			store.Clear(w, r, identity.Audience(a))
 		}

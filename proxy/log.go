@@ -118,18 +118,29 @@ func (g *Gateway) logAccess(s *snapshot, r *http.Request, w *statusWriter, rec *
 	}
 	if rec.user != nil {
 		fields = append(fields, zap.String("audience", string(rec.user.Audience)))
-		switch s.userLog {
-		case "plain":
-			fields = append(fields, zap.String("user", rec.user.Subject), zap.String("provider", rec.user.Provider))
-		case "omit":
-		default:
-			fields = append(fields, zap.String("user_hash", userHash(s.userKey, rec.user)))
-		}
+		fields = append(fields, s.userFields(rec.user)...)
 	}
 	if rec.sessionNote != "" {
 		fields = append(fields, zap.String("session", rec.sessionNote))
 	}
 	g.log.Info("request", fields...)
+}
+
+// userFields is how a person appears in a log line: log.user says (hash,
+// omit or plain), except for customers when the policy has a privacy
+// section, which decides (hash or omit, never plain).
+func (s *snapshot) userFields(id *identity.Identity) []zap.Field {
+	mode := s.userLog
+	if id.Audience == identity.Customer && s.opts.Privacy != nil {
+		mode = s.opts.Privacy.LogMode()
+	}
+	switch mode {
+	case "plain":
+		return []zap.Field{zap.String("user", id.Subject), zap.String("provider", id.Provider)}
+	case "omit":
+		return nil
+	}
+	return []zap.Field{zap.String("user_hash", userHash(s.userKey, id))}
 }
 
 // userHash is a keyed, truncated hash of (provider, subject): stable across

@@ -447,3 +447,39 @@ func findInAllRows(t *testing.T, s store.Store, needle string) string {
 	}
 	return ""
 }
+
+// TestCustomerLogsFollowPrivacy: with privacy.logs.personal_data omit, no
+// log line names the customer, even hashed, although log.user is plain for
+// everyone else.
+func TestCustomerLogsFollowPrivacy(t *testing.T) {
+	dir := t.TempDir()
+	pol := strings.ReplaceAll(privacyPolicy, "{{DIR}}", dir)
+	pol = strings.Replace(pol, "privacy:\n", "log: { user: plain }\nprivacy:\n  logs: { personal_data: omit }\n", 1)
+	e := newEnvWith(t, envConfig{policy: pol})
+	b := e.browser()
+	b.signInAs("/eu", "shoppers-eu", "c-1001")
+	b.get("/eu")
+	if len(e.logs.All()) == 0 {
+		t.Fatal("no logs")
+	}
+	for _, le := range e.logs.All() {
+		for _, f := range le.Context {
+			if f.Key == "user_hash" || f.Key == "user" || strings.Contains(f.String, "c-1001") || strings.Contains(f.String, "dana@") {
+				t.Errorf("log %q names the customer: %s=%q", le.Message, f.Key, f.String)
+			}
+		}
+	}
+}
+
+// TestReadinessReflectsPrivacyStores: a region's store that is down makes
+// the gateway not ready.
+func TestReadinessReflectsPrivacyStores(t *testing.T) {
+	e, _ := newPrivacyEnv(t)
+	if err := e.gw.Ready(); err != nil {
+		t.Fatalf("ready with both stores up: %v", err)
+	}
+	e.opts.Privacy.Regions().Store("us").Close()
+	if err := e.gw.Ready(); err == nil || !strings.Contains(err.Error(), "region us") {
+		t.Errorf("readiness with the US store closed: %v", err)
+	}
+}
