@@ -20,7 +20,7 @@ var version = "dev"
 const usage = `gatehouse: the identity gateway
 
 Usage:
-  gatehouse demo                       run the quickstart on localhost (test users, no IdP needed)
+  gatehouse demo                       run the full demo on localhost (DEMO ONLY: customers, employees, consent)
   gatehouse serve    -c FILE           run the gateway
   gatehouse validate -c FILE           check a policy; print every problem
   gatehouse explain  -c FILE --url URL [--method M] [identity flags]

@@ -1,6 +1,7 @@
-// Package quickstart holds the quickstart policy and a tiny upstream app
+// Package quickstart holds the quickstart policies and a tiny upstream app
 // that shows what it received from Gatehouse: the identity headers and
-// whether the signed assertion verifies. `gatehouse demo` runs both.
+// whether the signed assertion verifies. StartDemo runs `gatehouse demo`:
+// demo.yaml, the echo app and the demo SAML IdP (package demoidp).
 package quickstart
 
 import (
@@ -30,6 +31,11 @@ var Policy []byte
 type Echo struct {
 	JWKSURL string
 	Issuer  string
+	// Links are the navigation shown on top of every page; nil means the
+	// quickstart's (gatehouse.yaml's routes).
+	Links []Link
+	// Note, when set, is a line shown under the title.
+	Note string
 
 	mu       sync.Mutex
 	verifier *assertion.Verifier
@@ -118,6 +124,15 @@ func peekAudience(tok string) string {
 	return c.Aud
 }
 
+// Link is an entry of the echo page's navigation.
+type Link struct{ Label, URL string }
+
+// quickstartLinks are the routes of gatehouse.yaml.
+var quickstartLinks = []Link{
+	{"Intranet", "/"}, {"Admin area", "/admin"}, {"Shop", "/shop"}, {"My account", "/shop/account"},
+	{"Public", "/public"}, {"whoami", "/.gatehouse/whoami"}, {"Sign out", "/.gatehouse/logout"},
+}
+
 // ServeHTTP reports the request as JSON (Accept: application/json) or HTML.
 func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep := echoReport{Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: map[string][]string{}}
@@ -141,7 +156,11 @@ func (e *Echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(names)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	echoPage.Execute(w, map[string]any{"R": rep, "Names": names})
+	links := e.Links
+	if links == nil {
+		links = quickstartLinks
+	}
+	echoPage.Execute(w, map[string]any{"R": rep, "Names": names, "Links": links, "Note": e.Note})
 }
 
 var echoPage = template.Must(template.New("echo").Funcs(template.FuncMap{
@@ -154,15 +173,17 @@ var echoPage = template.Must(template.New("echo").Funcs(template.FuncMap{
 <title>Echo app</title><style>
 body{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1f24}
 h1{font-size:1.4rem}table{border-collapse:collapse;width:100%;table-layout:fixed}td,th{border-bottom:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{width:14rem}.id th,.id td{background:#eef6ff}.ok{color:#116329}.bad{color:#a40e26}code{font-size:.9em}nav a{margin-right:1rem}
+@media (max-width:600px){th{width:8.5rem!important}}
+th{width:14rem}.id th,.id td{background:#eef6ff}.ok{color:#116329}.bad{color:#a40e26}code{font-size:.9em}nav a{margin-right:1rem;display:inline-block;padding:.15rem 0}.note{background:#fff4e5;color:#7a3d00;padding:.4rem .6rem;border-radius:.3rem}
 @media (prefers-color-scheme:dark){body{background:#0d1117;color:#e6edf3}.id th,.id td{background:#0c2d6b}td,th{border-color:#30363d}}
 </style></head><body>
 <h1>Echo app: what Gatehouse forwarded</h1>
 <p><code>{{.R.Method}} {{.R.Path}}</code> on <code>{{.R.Host}}</code></p>
-<nav><a href="/">Intranet</a><a href="/admin">Admin area</a><a href="/shop">Shop</a><a href="/shop/account">My account</a><a href="/public">Public</a><a href="/.gatehouse/whoami">whoami</a><a href="/.gatehouse/logout">Sign out</a></nav>
+{{with .Note}}<p class="note">{{.}}</p>{{end}}
+<nav>{{range .Links}}<a href="{{.URL}}">{{.Label}}</a> {{end}}</nav>
 {{with .R.Assertion}}<h2>Signed assertion</h2>
 {{if .Verified}}<p class="ok">✓ verified against the gateway's JWKS: sub <code>{{.Subject}}</code>, aud <code>{{.Audience}}</code>{{if .Roles}}, roles <code>{{join .Roles ", "}}</code>{{end}}, expires {{.Expires}}</p>
 {{else}}<p class="bad">✗ not verified: {{.Error}}</p>{{end}}{{end}}
-<h2>Request headers</h2><table>
+<h2>Request headers</h2><table id="headers">
 {{range .Names}}<tr{{if identity .}} class="id"{{end}}><th>{{.}}</th><td>{{range index $.R.Headers .}}<code>{{.}}</code> {{end}}</td></tr>
 {{end}}</table></body></html>`))

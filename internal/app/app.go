@@ -324,10 +324,10 @@ func build(l *Loaded, log *zap.Logger, sec *Secrets) (proxy.Options, error) {
 			}
 			o.Providers[name] = p
 		case pc.Local != nil:
-			// Opens its account store and mail sender now. TODO(lead): set
-			// OnPasswordReset to the gateway's RevokeSubject(ctx, name, sub),
-			// ClientIP to the gateway's client address, and close the
-			// previous build's local providers after a reload.
+			// Opens its account store and mail sender now (not when only
+			// checking the policy). The gateway binds it when it takes it
+			// into service (sessions end after a password reset, client IP
+			// behind trusted proxies); a reload closes the previous one.
 			insecure := cfg.Session.InsecureCookies
 			p, err := local.New(name, pc.Local, local.Env{PublicURL: cfg.Server.PublicURL, BaseDir: filepath.Dir(l.Path), Logger: log,
 				Once: sec.Shared.Once(), Limiter: sec.Shared.Limiter(), Keys: keys, InsecureCookies: &insecure, CheckOnly: sec.CheckOnly})
