@@ -25,12 +25,13 @@ type LocalProvider struct {
 	Links     LocalLinks     `yaml:"links" doc:"How long confirmation and reset links work."`
 	Mail      LocalMail      `yaml:"mail" doc:"How confirmation and reset emails are sent: smtp, or outbox for development."`
 	MFA       LocalMFA       `yaml:"mfa" doc:"Second factors: TOTP authenticator apps with recovery codes, enrolled by each person on the provider's security page."`
+	Profile   []ProfileField `yaml:"profile" doc:"Extra profile fields (progressive profiling): asked at sign-in only when a route requires them (require: { claims: [id] }), kept with the account and carried in the identity's claims under their id."`
 }
 
 // LocalMFA configures second factors of local accounts.
 type LocalMFA struct {
 	TOTP     *bool  `yaml:"totp" doc:"Offer TOTP authenticator apps (with 10 single-use recovery codes). Default true. When false, nobody can enrol; accounts that already enrolled are still asked for their code at sign-in."`
-	Passkeys bool   `yaml:"passkeys" doc:"Passkeys (WebAuthn). Not available in this version: must stay false."`
+	Passkeys bool   `yaml:"passkeys" doc:"Offer passkeys (WebAuthn) as a second factor after the password, added on the security page. The relying party is the host of server.public_url, which must be a host name (not an IP address). Default false."`
 	Issuer   string `yaml:"issuer" doc:"Name shown in authenticator apps next to the account (the otpauth issuer). Default: the provider's display_name."`
 	Required bool   `yaml:"required" doc:"Every account must use a second factor: after the password, a person without one is sent to set it up before signing in. Default false (routes may still require MFA with require: { mfa: true })."`
 }
@@ -151,11 +152,8 @@ func (p *LocalProvider) Validate() []FieldError {
 	}
 
 	f := p.MFA
-	if f.Passkeys {
-		add("mfa.passkeys", "remove it, or set it to false; use mfa.totp", "passkeys are not available in this version of Gatehouse")
-	}
-	if f.Required && !f.TOTPEnabled() {
-		add("mfa.required", "set mfa.totp: true, or mfa.required: false", "mfa.required needs a second factor people can enrol")
+	if f.Required && !f.TOTPEnabled() && !f.Passkeys {
+		add("mfa.required", "set mfa.totp: true or mfa.passkeys: true, or mfa.required: false", "mfa.required needs a second factor people can enrol")
 	}
 	if f.Issuer != "" {
 		switch {
@@ -167,6 +165,8 @@ func (p *LocalProvider) Validate() []FieldError {
 			add("mfa.issuer", "", "control character in the issuer")
 		}
 	}
+
+	errs = append(errs, validateProfile(p.Profile)...)
 
 	m := p.Mail
 	switch {

@@ -100,7 +100,6 @@ func TestLocalProviderValidate(t *testing.T) {
 		{"lockout.duration", func(p *LocalProvider) { p.Lockout.Duration = Duration(1) }},
 		{"links.reset_ttl", func(p *LocalProvider) { p.Links.ResetTTL = Duration(1) }},
 		{"links.verify_ttl", func(p *LocalProvider) { p.Links.VerifyTTL = Duration(1) }},
-		{"mfa.passkeys", func(p *LocalProvider) { p.MFA.Passkeys = true }},
 		{"mfa.required", func(p *LocalProvider) { off := false; p.MFA.TOTP = &off; p.MFA.Required = true }},
 		{"mfa.issuer", func(p *LocalProvider) { p.MFA.Issuer = "Acme:Corp" }},
 		{"mfa.issuer", func(p *LocalProvider) { p.MFA.Issuer = strings.Repeat("a", 65) }},
@@ -117,5 +116,18 @@ func TestLocalProviderValidate(t *testing.T) {
 		if !found {
 			t.Errorf("%s: want an error on that key, got %+v", c.key, errs)
 		}
+	}
+}
+
+func TestLocalProviderPasskeys(t *testing.T) {
+	off := false
+	p := LocalProvider{Mail: LocalMail{Outbox: "outbox"}, MFA: LocalMFA{Passkeys: true}}
+	if errs := p.Validate(); len(errs) != 0 {
+		t.Fatalf("mfa.passkeys refused: %+v", errs)
+	}
+	// Passkeys alone are a second factor people can enrol.
+	p.MFA.TOTP, p.MFA.Required = &off, true
+	if errs := p.Validate(); len(errs) != 0 {
+		t.Fatalf("mfa.required with passkeys only refused: %+v", errs)
 	}
 }

@@ -162,6 +162,7 @@ type Require struct {
 	ACR        []string `yaml:"acr" doc:"Accepted acr values (any of)."`
 	AMR        []string `yaml:"amr" doc:"Required amr values (all of)."`
 	MaxAuthAge Duration `yaml:"max_auth_age" doc:"Maximum time since the person last authenticated."`
+	Claims     []string `yaml:"claims" doc:"Profile claims the identity must carry (all of), e.g. [phone]: a session without one signs in again, and a local provider that declares the field in its profile asks for it once (progressive profiling)."`
 }
 
 // SubRule is a nested rule for a sub-path of a route. When it matches it

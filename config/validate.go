@@ -263,7 +263,9 @@ func (v *validator) providers() {
 		}
 		if v2, ok := p.Settings().(interface{ Validate() []FieldError }); ok {
 			for _, fe := range v2.Validate() {
-				v.add(joinPath(path, fe.Key), fe.Hint, "%s", fe.Msg)
+				// Keys are paths relative to the provider (mail.smtp.host,
+				// profile[0].id): joined as such, so they are positioned.
+				v.add(path+"."+fe.Key, fe.Hint, "%s", fe.Msg)
 			}
 		}
 		if p.Static != nil {
@@ -488,6 +490,7 @@ func (v *validator) require(path string, r *Require) {
 	if r.MaxAuthAge != 0 && r.MaxAuthAge.D() < time.Minute {
 		v.add(path+".max_auth_age", "use at least 1m", "max_auth_age %s is too short to be satisfiable", r.MaxAuthAge.D())
 	}
+	v.requireClaims(path+".claims", r.Claims)
 }
 
 // Defaults.

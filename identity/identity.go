@@ -91,7 +91,8 @@ func (id *Identity) HasMFA() bool {
 			cats |= 1
 		case "hwk", "swk", "otp", "sms", "tel", "sc":
 			cats |= 2
-		case "fpt", "face", "iris", "retina", "vbm", "user":
+		case "fpt", "face", "iris", "retina", "vbm":
+			// "user" (RFC 8176: a presence test) is not a factor.
 			cats |= 4
 		}
 	}

@@ -57,6 +57,7 @@ const (
 	ReasonACRRequired       Reason = "acr_required"
 	ReasonAMRRequired       Reason = "amr_required"
 	ReasonAuthTooOld        Reason = "auth_too_old"
+	ReasonClaimsRequired    Reason = "claims_required"
 )
 
 // Decision is the outcome of Decide. It carries no allocation-heavy
@@ -71,7 +72,9 @@ type Decision struct {
 	Rule *SubRule
 	// Audience is the audience to sign in to, for NeedLogin and NeedStepUp.
 	Audience identity.Audience
-	// Requirement is what the sign-in must satisfy, for NeedStepUp.
+	// Requirement is what the sign-in must satisfy, for NeedStepUp; for
+	// NeedLogin it is the route's requirement, whose Claims the first
+	// sign-in may already collect.
 	Requirement Requirement
 	// MatchedBy and MatchedValue say which criterion matched an allow or
 	// deny ("role", "admin"), or what is missing ("scope", "orders:read").
@@ -133,6 +136,8 @@ func (d *Decision) String() string {
 		return fmt.Sprintf("%s requires authentication method %s; sign in again", where, quote(d.MatchedValue))
 	case ReasonAuthTooOld:
 		return fmt.Sprintf("%s requires a sign-in within the last %s; sign in again", where, d.Requirement.MaxAuthAge)
+	case ReasonClaimsRequired:
+		return fmt.Sprintf("%s requires profile claim %s, which the identity lacks; sign in again to provide it", where, quote(d.MatchedValue))
 	}
 	return string(d.Reason)
 }
@@ -171,6 +176,9 @@ func (p *Policy) DecideWithRoles(route *Route, id *identity.Identity, req Reques
 		if d.Audience == identity.Public {
 			return d.with(Deny, ReasonNotAllowed) // nobody can sign in to satisfy it
 		}
+		// The first sign-in can already collect the profile claims the
+		// route needs (progressive profiling), sparing a second one.
+		d.Requirement = route.requirement(d.Rule)
 		if id == nil {
 			return d.with(NeedLogin, ReasonUnauthenticated)
 		}
@@ -214,10 +222,7 @@ func (p *Policy) DecideWithRoles(route *Route, id *identity.Identity, req Reques
 		d.MatchedBy, d.MatchedValue = "scope", strings0(allow.scopes)
 	}
 
-	req2 := route.require
-	if d.Rule != nil {
-		req2 = d.Rule.require
-	}
+	req2 := route.requirement(d.Rule)
 	if reason, missing := unmet(req2, id, now); reason != "" {
 		d.Audience = id.Audience
 		d.Requirement = req2
@@ -225,6 +230,15 @@ func (p *Policy) DecideWithRoles(route *Route, id *identity.Identity, req Reques
 		return d.with(NeedStepUp, reason)
 	}
 	return d.with(Allow, ReasonAllowed)
+}
+
+// requirement is what a request under the nested rule (nil: none) must
+// satisfy: the rule's requirement already includes the route's.
+func (r *Route) requirement(rule *SubRule) Requirement {
+	if rule != nil {
+		return rule.require
+	}
+	return r.require
 }
 
 func strings0(s []string) string {
@@ -289,6 +303,11 @@ func unmet(req Requirement, id *identity.Identity, now time.Time) (Reason, strin
 	if req.MaxAuthAge > 0 {
 		if id.AuthTime.IsZero() || now.Sub(id.AuthTime) > req.MaxAuthAge {
 			return ReasonAuthTooOld, req.MaxAuthAge.String()
+		}
+	}
+	for _, c := range req.Claims {
+		if id.Extra[c] == "" {
+			return ReasonClaimsRequired, c
 		}
 	}
 	return "", ""

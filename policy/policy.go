@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -98,11 +99,14 @@ type Requirement struct {
 	ACR        []string // any of
 	AMR        []string // all of
 	MaxAuthAge time.Duration
+	// Claims are profile claims the identity must carry (Identity.Extra,
+	// non-empty), all of: progressive profiling asks the provider for them.
+	Claims []string
 }
 
 // IsZero reports whether the requirement asks for nothing.
 func (r Requirement) IsZero() bool {
-	return !r.MFA && len(r.ACR) == 0 && len(r.AMR) == 0 && r.MaxAuthAge == 0
+	return !r.MFA && len(r.ACR) == 0 && len(r.AMR) == 0 && r.MaxAuthAge == 0 && len(r.Claims) == 0
 }
 
 // Routes returns the routes in policy order.
@@ -291,7 +295,7 @@ func compileRequire(r *config.Require) Requirement {
 	if r == nil {
 		return Requirement{}
 	}
-	return Requirement{MFA: r.MFA, ACR: r.ACR, AMR: r.AMR, MaxAuthAge: r.MaxAuthAge.D()}
+	return Requirement{MFA: r.MFA, ACR: r.ACR, AMR: r.AMR, MaxAuthAge: r.MaxAuthAge.D(), Claims: r.Claims}
 }
 
 // mergeRequire combines a route's and a nested rule's requirements: both
@@ -316,6 +320,12 @@ func mergeRequire(a, b Requirement) Requirement {
 		}
 	}
 	out.AMR = append(append([]string(nil), a.AMR...), b.AMR...)
+	out.Claims = append([]string(nil), a.Claims...)
+	for _, c := range b.Claims {
+		if !slices.Contains(out.Claims, c) {
+			out.Claims = append(out.Claims, c)
+		}
+	}
 	out.MaxAuthAge = a.MaxAuthAge
 	if b.MaxAuthAge != 0 && (out.MaxAuthAge == 0 || b.MaxAuthAge < out.MaxAuthAge) {
 		out.MaxAuthAge = b.MaxAuthAge

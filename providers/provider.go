@@ -152,11 +152,33 @@ type StepUp struct {
 	MFA    bool          `json:"mfa,omitempty"`
 	ACR    []string      `json:"acr,omitempty"`
 	MaxAge time.Duration `json:"max_age,omitempty"`
+	// Claims are profile claims the identity must carry (Identity.Extra,
+	// non-empty): a provider that keeps a profile asks for the missing ones
+	// (progressive profiling); others cannot supply what they lack.
+	Claims []string `json:"claims,omitempty"`
+}
+
+// Strong reports whether the step-up asks for a stronger or more recent
+// authentication, not only for profile claims.
+func (s *StepUp) Strong() bool {
+	return s.MFA || len(s.ACR) > 0 || s.MaxAge > 0
+}
+
+// MissingClaims returns the requested claims the identity lacks.
+func (s *StepUp) MissingClaims(id *identity.Identity) []string {
+	var out []string
+	for _, c := range s.Claims {
+		if id.Extra[c] == "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // SatisfiedBy reports whether an identity fresh from the provider meets
-// the step-up request: MFA through its amr, an accepted acr, and an
-// authentication no older than MaxAge (with a minute of clock skew).
+// the step-up request: MFA through its amr, an accepted acr, an
+// authentication no older than MaxAge (with a minute of clock skew), and
+// every requested profile claim.
 func (s *StepUp) SatisfiedBy(id *identity.Identity, now time.Time) bool {
 	if s.MFA && !id.HasMFA() {
 		return false
@@ -167,7 +189,7 @@ func (s *StepUp) SatisfiedBy(id *identity.Identity, now time.Time) bool {
 	if s.MaxAge > 0 && (id.AuthTime.IsZero() || now.Sub(id.AuthTime) > s.MaxAge+time.Minute) {
 		return false
 	}
-	return true
+	return len(s.MissingClaims(id)) == 0
 }
 
 // Redirect says where to send the browser to start a sign-in: a GET to URL,

@@ -183,8 +183,9 @@ func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 	}
 	rd := g.returnURL(s, q.Get("rd"), rec)
 	var step *providers.StepUp
-	if q.Get("mfa") == "1" || q.Get("max_age") != "" || q.Has("acr") {
-		step = &providers.StepUp{MFA: q.Get("mfa") == "1", ACR: q["acr"]}
+	claims := loginClaims(q.Get("claims"))
+	if q.Get("mfa") == "1" || q.Get("max_age") != "" || q.Has("acr") || len(claims) > 0 {
+		step = &providers.StepUp{MFA: q.Get("mfa") == "1", ACR: q["acr"], Claims: claims}
 		if n, err := strconv.Atoi(q.Get("max_age")); err == nil && n > 0 {
 			step.MaxAge = time.Duration(n) * time.Second
 		}
@@ -195,19 +196,19 @@ func (g *Gateway) login(s *snapshot, w *statusWriter, r *http.Request, rec *acce
 	}
 	if chosen == "" {
 		page := pages.ChooserPage{Audience: string(aud), Heading: "Sign in", RequestID: rec.rid}
-		if step != nil {
+		if step != nil && step.Strong() {
 			page.Message = "Please sign in again to continue."
 		}
 		for _, name := range provs {
 			p := s.opts.Providers[name]
 			u := url.Values{"audience": {string(aud)}, "provider": {name}, "rd": {rd}}
 			for k, v := range q {
-				if k == "mfa" || k == "max_age" || k == "acr" {
+				if k == "mfa" || k == "max_age" || k == "acr" || k == "claims" {
 					u[k] = v
 				}
 			}
 			c := pages.Choice{ID: name, Label: p.DisplayName(), Kind: p.Type(), URL: Prefix + "login?" + u.Encode()}
-			if su, ok := p.(providers.SignUpper); ok && su.SignsUp() && step == nil {
+			if su, ok := p.(providers.SignUpper); ok && su.SignsUp() && (step == nil || !step.Strong()) {
 				u.Set("prompt", "create")
 				c.SignupURL = Prefix + "login?" + u.Encode()
 			}
@@ -389,8 +390,9 @@ func (g *Gateway) callback(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		// is missing instead.
 		rec.reason = "step_up_unmet:" + name
 		g.log.Warn("step-up not satisfied by the provider", zap.String("request_id", rec.rid), zap.String("provider", name), zap.Strings("amr", id.AMR), zap.String("acr", id.ACR))
-		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusForbidden, Title: "Stronger sign-in needed",
-			Message: "This page needs a stronger sign-in (for example multi-factor authentication) than your sign-in provided.", RequestID: rec.rid, SignOutURL: Prefix + "logout"})
+		title, msg := stepUpUnmetPage(a.StepUp, id, g.now())
+		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusForbidden, Title: title,
+			Message: msg, RequestID: rec.rid, SignOutURL: Prefix + "logout"})
 		return
 	}
 	http.Redirect(w, r, a.ReturnURL, http.StatusSeeOther)

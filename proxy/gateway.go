@@ -573,6 +573,9 @@ func (s *snapshot) loginURL(r *http.Request, d *policy.Decision, path string) st
 			q = append(q, "acr="+queryEscape(a))
 		}
 	}
+	if c := claimsQuery(d); c != "" {
+		q = append(q, c)
+	}
 	return Prefix + "login?" + strings.Join(q, "&")
 }
 

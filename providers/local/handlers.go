@@ -40,6 +40,7 @@ func (p *Provider) Endpoints() map[string]http.Handler {
 		b + "mfa":             http.HandlerFunc(p.serveMFA),
 		b + "security":        http.HandlerFunc(p.serveSecurity),
 		b + "security/manage": http.HandlerFunc(p.serveManage),
+		b + "profile":         http.HandlerFunc(p.serveProfile),
 	}
 	if p.registration {
 		m[b+"register"] = http.HandlerFunc(p.serveRegister)
@@ -47,6 +48,7 @@ func (p *Provider) Endpoints() map[string]http.Handler {
 	if p.outbox != nil {
 		m[b+"dev/outbox"] = p.outbox
 	}
+	p.passkeyEndpoints(m, b)
 	return m
 }
 
@@ -56,7 +58,8 @@ func (p *Provider) Endpoints() map[string]http.Handler {
 // attempt cookie.
 type flow struct {
 	state, aud, rd string
-	stepUp         bool // the attempt asks for MFA (Attempt.StepUp.MFA)
+	stepUp         bool   // the attempt asks for MFA (Attempt.StepUp.MFA)
+	claims         string // profile fields the attempt asks for (profile.go)
 }
 
 func readFlow(r *http.Request) flow {
@@ -64,7 +67,7 @@ func readFlow(r *http.Request) flow {
 	if r.Method == http.MethodPost {
 		get = r.PostFormValue
 	}
-	f := flow{state: get("state"), aud: get("aud"), rd: get("rd"), stepUp: get("mfa") == "1"}
+	f := flow{state: get("state"), aud: get("aud"), rd: get("rd"), stepUp: get("mfa") == "1", claims: cleanClaims(get("claims"))}
 	if len(f.state) > 256 || len(f.aud) > 64 || len(f.rd) > 4096 {
 		return flow{}
 	}
@@ -80,6 +83,9 @@ func (f flow) query() string {
 	}
 	if f.stepUp {
 		q.Set("mfa", "1")
+	}
+	if f.claims != "" {
+		q.Set("claims", f.claims)
 	}
 	if len(q) == 0 {
 		return ""
@@ -135,7 +141,7 @@ func (p *Provider) notice(w http.ResponseWriter, r *http.Request, status int, ti
 // form prepares a form page: action, CSRF token and the flow.
 func (p *Provider) form(w http.ResponseWriter, r *http.Request, view, action string, f flow) Page {
 	return Page{View: view, Action: p.base + action, CSRF: p.csrf.token(w, r, action),
-		State: f.state, Audience: f.aud, ReturnURL: f.rd, StepUp: f.stepUp, Links: p.links(f)}
+		State: f.state, Audience: f.aud, ReturnURL: f.rd, StepUp: f.stepUp, Claims: f.claims, Links: p.links(f)}
 }
 
 // parse reads a form post (POST only, at most 64 KiB). It answers and
@@ -222,6 +228,7 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		if e := store.NormalizeEmail(r.URL.Query().Get("email")); e != "" {
 			pg.Email = e
 		}
+		p.offerPasswordless(w, r, &pg)
 		p.page(w, r, pg)
 		return
 	}

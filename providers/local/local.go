@@ -153,6 +153,10 @@ type Provider struct {
 	mfaRequired bool   // every account must have a second factor
 	issuer      string // otpauth issuer label
 
+	profile []profileField // extra profile fields (profile.go)
+
+	passkeys *passkeyRP // nil unless mfa.passkeys (passkey.go)
+
 	publicURL    string
 	base         string // /.gatehouse/local/<name>/
 	callbackPath string
@@ -244,10 +248,13 @@ func New(name string, cfg *config.LocalProvider, env Env) (*Provider, error) {
 	p.lockFor = orDur(cfg.Lockout.Duration.D(), DefaultLockFor)
 	p.verifyTTL = orDur(cfg.Links.VerifyTTL.D(), DefaultVerifyTTL)
 	p.resetTTL = orDur(cfg.Links.ResetTTL.D(), DefaultResetTTL)
-	if cfg.MFA.Passkeys {
-		return nil, errors.New("mfa.passkeys: passkeys are not available in this version")
+	if err := p.setupPasskeys(cfg.MFA.Passkeys); err != nil {
+		return nil, err
 	}
 	p.totpOn, p.mfaRequired, p.issuer = cfg.MFA.TOTPEnabled(), cfg.MFA.Required, cfg.MFA.Issuer
+	if p.profile, err = compileProfile(cfg.Profile); err != nil {
+		return nil, err
+	}
 	if p.issuer == "" {
 		p.issuer = strings.ReplaceAll(p.display, ":", " ")
 	}
@@ -394,6 +401,7 @@ func (p *Provider) Begin(_ context.Context, a *providers.Attempt) (*providers.Re
 		// checks the identity's amr itself.
 		q.Set("mfa", "1")
 	}
+	p.beginClaims(q, a)
 	return &providers.Redirect{URL: p.base + view + "?" + q.Encode()}, nil
 }
 
@@ -449,6 +457,7 @@ func (p *Provider) Complete(ctx context.Context, r *http.Request, a *providers.A
 	if id.HasMFA() {
 		id.ACR = ACRMFA
 	}
+	p.profileClaims(id, acct)
 	return id, nil
 }
 

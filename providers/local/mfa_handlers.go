@@ -29,11 +29,12 @@ func (p *Provider) afterPassword(w http.ResponseWriter, r *http.Request, acct *s
 		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
 		return
 	}
-	if m.HasTOTP() || m.RecoveryCodes > 0 {
+	if m.HasTOTP() || m.RecoveryCodes > 0 || (p.passkeysOn() && m.Passkeys > 0) {
 		tok := p.tokens.issue(claims{Purpose: purposeMFA, Account: acct.ID, PwdAt: acct.PasswordChanged.UnixNano(), State: f.state,
-			Audience: f.aud, ReturnURL: f.rd, StepUp: f.stepUp, Next: next}, mfaTTL)
+			Audience: f.aud, ReturnURL: f.rd, StepUp: f.stepUp, Fields: f.claims, Next: next}, mfaTTL)
 		pg := p.form(w, r, ViewMFA, "mfa", f)
 		pg.Title, pg.Token = "Two-step verification", tok
+		p.offerPasskey(w, r, &pg, acct, m)
 		p.page(w, r, pg)
 		return
 	}
@@ -48,13 +49,15 @@ func (p *Provider) afterPassword(w http.ResponseWriter, r *http.Request, acct *s
 		if f.stepUp {
 			body = "The application you are signing in to requires two-step verification, and your account does not have it yet. Set it up now with an authenticator app; then sign in again with your password and a code."
 		}
-		if !p.totpOn {
+		if !p.totpOn && p.passkeysOn() {
+			body = "Two-step verification is required, and your account does not have it yet. Add a passkey on the next page; then sign in again with your password and the passkey."
+		} else if !p.totpOn {
 			body = "The application you are signing in to requires two-step verification, which this account service does not offer. Please contact its administrator."
 		}
 		pg := p.form(w, r, ViewMFANeeded, "security/manage", f)
 		pg.Status, pg.Title, pg.Body = http.StatusForbidden, "Two-step verification needed", body
 		pg.Token = p.manageToken(r, acct, f)
-		pg.MFA = MFAInfo{TOTPOffered: p.totpOn, Continue: p.continueURL(f)}
+		pg.MFA = MFAInfo{TOTPOffered: p.totpOn, Continue: p.continueURL(f), Passkey: PasskeyInfo{Offered: p.passkeysOn()}}
 		p.page(w, r, pg)
 		return
 	}
@@ -63,6 +66,9 @@ func (p *Provider) afterPassword(w http.ResponseWriter, r *http.Request, acct *s
 
 // issueProof ends a sign-in: the auto-posted, signed, single-use proof.
 func (p *Provider) issueProof(w http.ResponseWriter, r *http.Request, acct *store.Account, f flow, amr []string) {
+	if p.needsProfile(w, r, acct, f, amr) {
+		return
+	}
 	proof := p.tokens.issue(claims{Purpose: purposeSignIn, Account: acct.ID, State: f.state, AMR: amr}, ProofTTL)
 	p.page(w, r, Page{View: ViewAutoPost, Title: "Signing in", Action: p.callbackPath,
 		Fields: map[string]string{"state": f.state, "proof": proof}})
@@ -135,7 +141,7 @@ func (p *Provider) serveMFA(w http.ResponseWriter, r *http.Request) {
 		again(errors.New("second-factor token belongs to another attempt"))
 		return
 	}
-	f = flow{state: c.State, aud: c.Audience, rd: c.ReturnURL, stepUp: c.StepUp}
+	f = flow{state: c.State, aud: c.Audience, rd: c.ReturnURL, stepUp: c.StepUp, claims: c.Fields}
 	acct, err := p.stepAccount(r, c)
 	if err != nil {
 		again(err)
@@ -159,6 +165,7 @@ func (p *Provider) serveMFA(w http.ResponseWriter, r *http.Request) {
 		p.wrongCode(r, acct)
 		pg := refill(p.form(w, r, ViewMFA, "mfa", f))
 		pg.Status, pg.Error = http.StatusUnauthorized, msgBadCode
+		p.offerPasskey(w, r, &pg, acct, m)
 		p.page(w, r, pg)
 		return
 	}
@@ -274,6 +281,7 @@ func (p *Provider) showSecurity(w http.ResponseWriter, r *http.Request, acct *st
 		return
 	}
 	pg := p.securityPage(w, r, ViewSecurity, acct, f, MFAInfo{TOTPOn: m.HasTOTP(), RecoveryLeft: m.RecoveryCodes})
+	p.passkeySection(r, &pg, acct)
 	pg.Status, pg.Message, pg.Error = status, msg, errMsg
 	p.page(w, r, pg)
 }
@@ -415,6 +423,9 @@ func (p *Provider) serveManage(w http.ResponseWriter, r *http.Request) {
 		}
 		p.log.Info("local provider: recovery codes replaced", zap.String("provider", p.name), zap.String("account", acct.ID))
 		p.showCodes(w, r, acct, f, codes, "New recovery codes made: the old ones no longer work.")
+
+	case "passkey-start", "passkey-finish", "passkey-remove":
+		p.managePasskey(w, r, op, acct, f)
 
 	default:
 		p.showSecurity(w, r, acct, f, http.StatusBadRequest, "", "Unknown request.")

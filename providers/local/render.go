@@ -54,6 +54,11 @@ type Page struct {
 	Fields map[string]string
 	// StepUp is posted back as "mfa"="1": the sign-in asks for MFA.
 	StepUp bool
+	// Claims is posted back as "claims": the profile fields the sign-in
+	// asks for (progressive profiling, profile.go).
+	Claims string
+	// Profile are the fields of ViewProfile.
+	Profile []ProfileField
 	// MFA is what the second-factor pages show.
 	MFA MFAInfo
 }
@@ -75,6 +80,8 @@ type MFAInfo struct {
 	Codes []string
 	// Continue is where to go on signing in, or "".
 	Continue string
+	// Passkey is the passkey part of the pages (passkey.go).
+	Passkey PasskeyInfo
 }
 
 // Renderer writes pages. The gateway may supply one built on its own page
@@ -101,8 +108,8 @@ type DefaultRenderer struct {
 func NewDefaultRenderer() *DefaultRenderer {
 	d := &DefaultRenderer{views: map[string]*template.Template{}}
 	for _, v := range []string{ViewSignIn, ViewRegister, ViewReset, ViewNewPassword, ViewConfirm, ViewNotice, ViewAutoPost,
-		ViewMFA, ViewMFANeeded, ViewSecurity, ViewTOTPSetup, ViewRecovery} {
-		d.views[v] = template.Must(template.New(v+".html").ParseFS(templateFS, "templates/layout.html", "templates/"+v+".html"))
+		ViewMFA, ViewMFANeeded, ViewSecurity, ViewTOTPSetup, ViewRecovery, ViewPasskeyAdd, ViewPasskeyMFA, ViewProfile} {
+		d.views[v] = template.Must(template.New(v+".html").ParseFS(templateFS, "templates/layout.html", "templates/passkey_parts.html", "templates/"+v+".html"))
 	}
 	return d
 }

@@ -42,6 +42,9 @@ type claims struct {
 	Next string `json:"x,omitempty"`
 	// StepUp records that the sign-in must end with a second factor.
 	StepUp bool `json:"mfa,omitempty"`
+	// Fields are the profile claims the sign-in asks for (comma-separated,
+	// profile.go).
+	Fields string `json:"pf,omitempty"`
 	// Bind ties a security-page token to the browser (its CSRF cookie).
 	Bind    string `json:"b,omitempty"`
 	Issued  int64  `json:"iat"`
