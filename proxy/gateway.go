@@ -122,6 +122,9 @@ type snapshot struct {
 	// tokenProviders are the providers whose sessions keep access and
 	// refresh tokens (a route of their audience forwards the token).
 	tokenProviders map[string]bool
+	// clear caches "not revoked" answers of a shared state on a server
+	// (nil with the in-memory state).
+	clear *clearCache
 	// scim serves /.gatehouse/scim/v2 when the policy sets scim.token.
 	scim http.Handler
 	// tracer starts request spans; nil when tracing is off.
@@ -241,6 +244,9 @@ func (g *Gateway) build(o Options) (*snapshot, error) {
 			return nil, fmt.Errorf("scim: %w", err)
 		}
 		s.scim = http.StripPrefix(Prefix+"scim/v2", h)
+	}
+	if o.Shared.Kind() != "memory" {
+		s.clear = newClearCache()
 	}
 	s.tokenProviders = map[string]bool{}
 	for _, r := range o.Policy.Routes() {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,3 +345,61 @@ func TestSCIMDeprovisioningEndsSessions(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// countingState is the memory state posing as a server (Kind "redis"),
+// counting revocation lookups.
+type countingState struct {
+	*state.Memory
+	lookups atomic.Int32
+}
+
+func (c *countingState) Kind() string { return "redis" }
+func (c *countingState) Revocations() state.Revocations {
+	return countingRevocations{c.Memory.Revocations(), c}
+}
+
+type countingRevocations struct {
+	state.Revocations
+	c *countingState
+}
+
+func (r countingRevocations) RevokedAt(ctx context.Context, keys ...string) (time.Time, error) {
+	r.c.lookups.Add(1)
+	return r.Revocations.RevokedAt(ctx, keys...)
+}
+
+// TestRevocationAnswerReusedBriefly: with a shared state on a server, a
+// burst of requests of one session asks it once; a revocation made here
+// takes effect at once, and one made elsewhere within clearCacheTTL.
+func TestRevocationAnswerReusedBriefly(t *testing.T) {
+	cs := &countingState{Memory: state.NewMemory(nil)}
+	e := newEnvWith(t, envConfig{edit: func(o *proxy.Options) { o.Shared = cs }})
+	b := e.browser()
+	b.signIn("/docs", "alice")
+	cs.lookups.Store(0)
+	for i := 0; i < 10; i++ {
+		if r := b.get("/docs"); r.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %d", i, r.StatusCode)
+		}
+	}
+	if n := cs.lookups.Load(); n < 1 || n > 3 {
+		t.Errorf("%d revocation lookups for a burst of 10 requests, want 1 (or a few if the burst outlasted 250ms)", n)
+	}
+	// Revoked here: the very next request is refused.
+	if err := e.gw.RevokeSubject(context.Background(), "corp", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.get("/docs"); r.StatusCode != http.StatusFound {
+		t.Errorf("right after a revocation on this replica: %d, want 302", r.StatusCode)
+	}
+	// Revoked elsewhere (straight into the shared state): refused within
+	// the cache's lifetime.
+	nextSecond()
+	b.signIn("/docs", "alice")
+	b.get("/docs")
+	cs.Memory.Revocations().Revoke(context.Background(), "sub:corp\x00alice", time.Now(), time.Hour)
+	time.Sleep(300 * time.Millisecond)
+	if r := b.get("/docs"); r.StatusCode != http.StatusFound {
+		t.Errorf("300ms after a revocation on another replica: %d, want 302", r.StatusCode)
+	}
+}
