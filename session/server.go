@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/identity"
@@ -66,6 +67,18 @@ const maxRefCookie = 512
 type ServerStore struct {
 	c       *CookieStore
 	backend state.Sessions
+	// refs remembers recently verified id cookies by exact value, so a
+	// browser's requests within cacheTTL cost one authenticated decode of
+	// the cookie, not one each. The record is still read from the backend
+	// every time (a cleared session ends at once); its decode is cached
+	// the same way, by the exact bytes read (CookieStore's decodeCache).
+	refMu sync.Mutex
+	refs  map[string]refEntry
+}
+
+type refEntry struct {
+	rf    ref
+	until time.Time
 }
 
 var _ Store = (*ServerStore)(nil)
@@ -130,9 +143,14 @@ func (s *ServerStore) Load(r *http.Request, aud identity.Audience) (*Payload, bo
 	if err != nil {
 		return nil, false, unavailable("load", err)
 	}
-	p := new(Payload)
-	if err := securecookie.DecodeMulti(recordName(name, key), string(rec), p, s.c.dec...); err != nil {
-		return nil, false, fmt.Errorf("session record: %w", decodeError(err))
+	rname, rvalue := recordName(name, key), string(rec)
+	p, hit := s.c.cache.get(rname, rvalue, now)
+	if !hit {
+		p = new(Payload)
+		if err := securecookie.DecodeMulti(rname, rvalue, p, s.c.dec...); err != nil {
+			return nil, false, fmt.Errorf("session record: %w", decodeError(err))
+		}
+		s.c.cache.put(rname, rvalue, p, now)
 	}
 	if p.Identity.Audience != aud {
 		return nil, false, fmt.Errorf("%w: record of audience %q presented as %q", ErrInvalid, p.Identity.Audience, aud)
@@ -279,6 +297,18 @@ func (s *ServerStore) readRef(r *http.Request, name string) (*ref, error) {
 	if len(value) > maxRefCookie {
 		return nil, fmt.Errorf("%w: oversized session cookie", ErrInvalid)
 	}
+	now := s.c.o.Now()
+	ck := name + "\x00" + value
+	s.refMu.Lock()
+	e, ok := s.refs[ck]
+	s.refMu.Unlock()
+	if ok && now.Before(e.until) {
+		rf := e.rf
+		if now.After(rf.end) {
+			return &rf, fmt.Errorf("%w: lifetime %v exceeded", ErrExpired, s.c.o.Lifetime)
+		}
+		return &rf, nil
+	}
 	var env transientEnvelope
 	if err := securecookie.DecodeMulti(name, value, &env, s.c.dec...); err != nil {
 		return nil, decodeError(err)
@@ -292,7 +322,13 @@ func (s *ServerStore) readRef(r *http.Request, name string) (*ref, error) {
 		return nil, fmt.Errorf("%w: malformed session cookie", ErrInvalid)
 	}
 	rf := &ref{token: token, tag: sr.Tag, end: time.Unix(env.Exp, 0), idle: time.UnixMilli(sr.Idle)}
-	if s.c.o.Now().After(rf.end) {
+	s.refMu.Lock()
+	if s.refs == nil || len(s.refs) >= cacheShards*cacheShardLimit {
+		s.refs = map[string]refEntry{}
+	}
+	s.refs[ck] = refEntry{rf: *rf, until: now.Add(cacheTTL)}
+	s.refMu.Unlock()
+	if now.After(rf.end) {
 		return rf, fmt.Errorf("%w: lifetime %v exceeded", ErrExpired, s.c.o.Lifetime)
 	}
 	return rf, nil
