@@ -609,7 +609,16 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 			if !contains(auds, a) {
 				continue
 			}
-			if p, _, err := store.Load(r, identity.Audience(a)); err == nil {
+			p, _, err := store.Load(r, identity.Audience(a))
+			if err == nil {
+				// A session already revoked (the account was deleted, the
+				// IdP ended it) only loses its cookie: writing a sign-out
+				// event would bring back the key of an erased person.
+				if revoked, rerr := s.isRevoked(r.Context(), p); revoked || rerr != nil {
+					err = session.ErrNoSession
+				}
+			}
+			if err == nil {
 				if err := g.revoke(r.Context(), s, "sid:"+p.ID); err != nil {
 					g.log.Error("cannot revoke the session in the shared state; the cookie is cleared but a copy stays valid until it expires", zap.String("request_id", rec.rid), zap.Error(err))
 				}

@@ -124,6 +124,12 @@ func (g *Gateway) forwardAuth(s *snapshot, w *statusWriter, r *http.Request, rec
 	d := &rec.decision
 	switch d.Effect {
 	case policy.Allow:
+		// The route's privacy settings apply here exactly as when
+		// proxying: region, consent, minimized identity.
+		who, ok := g.privacyGate(s, w, r, rec, d, who, path, &o)
+		if !ok {
+			return
+		}
 		if err := s.setIdentity(w.Header(), d, who); err != nil {
 			g.log.Error("assertion signing failed", zap.String("request_id", rec.rid), zap.Error(err))
 			g.fail(s, w, r, rec, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
@@ -163,30 +169,53 @@ func (g *Gateway) forwardAuthLogin(s *snapshot, w *statusWriter, r *http.Request
 		writeJSONError(w, http.StatusUnauthorized, code, msg, rec.rid)
 		return
 	}
+	rd, origin, ok := g.originalReturn(s, w, r, rec, o, path)
+	if !ok {
+		return
+	}
+	g.forwardAuthSend(s, w, r, rec, o, origin+s.loginURL(&http.Request{URL: &url.URL{}}, d, rd))
+}
+
+// originalReturn is the validated absolute URL of the original request and
+// its origin, where the gateway's own pages (sign-in, consent) must run so
+// that cookies land where the browser sends them again. When the URL is
+// refused (a forged X-Forwarded-Host on a route without host) it answers
+// the request itself and returns false.
+func (g *Gateway) originalReturn(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, o original, path string) (rd, origin string, ok bool) {
 	back := o.scheme + "://" + o.host + (&url.URL{Path: path}).EscapedPath()
 	if o.rawQuery != "" {
 		back += "?" + o.rawQuery
 	}
 	rd, err := s.redirects.Validate(back)
 	if err != nil {
-		// A host the gateway does not serve (a forged X-Forwarded-Host
-		// on a route without host): no sign-in link that would send the
-		// browser there afterwards.
 		rec.reason = "forward_auth_return_url_refused"
-		g.log.Warn("forward-auth: refused return URL, no sign-in redirect", zap.String("request_id", rec.rid), zap.String("rd", truncate(back, 200)), zap.Error(err))
+		g.log.Warn("forward-auth: refused return URL, no redirect", zap.String("request_id", rec.rid), zap.String("rd", truncate(back, 200)), zap.Error(err))
 		s.opts.Pages.Error(w, pages.ErrorPage{Status: http.StatusUnauthorized, Title: "Please sign in",
 			Message: "You need to sign in to see this page.", RequestID: rec.rid})
-		return
+		return "", "", false
 	}
-	// The sign-in runs on the original origin (validated with rd): the
-	// session cookie must be set where the browser will send it again.
-	origin := rd
+	origin = rd
 	if i := strings.Index(rd, "://"); i >= 0 {
 		if j := strings.IndexByte(rd[i+3:], '/'); j >= 0 {
 			origin = rd[:i+3+j]
 		}
 	}
-	login := origin + s.loginURL(&http.Request{URL: &url.URL{}}, d, rd)
+	return rd, origin, true
+}
+
+// forwardAuthConsent sends a browser to the consent page, the forward-auth
+// way (401 with Location, or 302 with ?redirect=1).
+func (g *Gateway) forwardAuthConsent(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, o original, path string) {
+	rd, origin, ok := g.originalReturn(s, w, r, rec, o, path)
+	if !ok {
+		return
+	}
+	g.forwardAuthSend(s, w, r, rec, o, origin+Prefix+"me/consent?route="+queryEscape(d.Route.Name)+"&rd="+queryEscape(rd))
+}
+
+// forwardAuthSend answers a browser that must go to target (an absolute
+// URL on the original origin) before the original request can pass.
+func (g *Gateway) forwardAuthSend(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, o original, login string) {
 	replayable := o.method == http.MethodGet || o.method == http.MethodHead
 	if replayable && r.URL.Query().Get("redirect") == "1" {
 		http.Redirect(w, r, login, http.StatusFound)

@@ -490,7 +490,7 @@ func tokenKey(r *http.Request) string {
 func (g *Gateway) respond(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, who principal, path string) {
 	switch d.Effect {
 	case policy.Allow:
-		who, ok := g.privacyGate(s, w, r, rec, d, who, path)
+		who, ok := g.privacyGate(s, w, r, rec, d, who, path, nil)
 		if !ok {
 			return
 		}

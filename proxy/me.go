@@ -182,7 +182,9 @@ func (g *Gateway) mePage(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 func (g *Gateway) meChangeConsent(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, sess *session.Payload) {
 	id, version, ok := pages.ParsePurposeValue(r.PostFormValue(pages.FieldPurpose))
 	decision := r.PostFormValue(pages.FieldDecision)
-	if !ok || (decision != pages.DecisionGrant && decision != pages.DecisionWithdraw) {
+	// Version 0 would mean "the current one" to the ledger: a form must say
+	// which version the customer was shown.
+	if !ok || version <= 0 || (decision != pages.DecisionGrant && decision != pages.DecisionWithdraw) {
 		rec.reason = "me_bad_form"
 		g.fail(s, w, r, rec, http.StatusBadRequest, "Bad request", "This form is not valid.")
 		return
@@ -235,7 +237,7 @@ func (g *Gateway) meConsent(s *snapshot, w *statusWriter, r *http.Request, rec *
 		var ds []privacy.Decision
 		for _, v := range r.PostForm[pages.FieldPurpose] {
 			id, version, ok := pages.ParsePurposeValue(v)
-			if !ok {
+			if !ok || version <= 0 {
 				rec.reason = "me_bad_form"
 				g.fail(s, w, r, rec, http.StatusBadRequest, "Bad request", "This form is not valid.")
 				return

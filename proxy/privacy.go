@@ -125,7 +125,10 @@ func splitList(v string) []string {
 // (else the consent page, or 403 consent_required for API clients), and
 // the identity is minimized to what the route may receive. It returns the
 // principal to forward with, and false when it has answered the request.
-func (g *Gateway) privacyGate(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, who principal, path string) (principal, bool) {
+//
+// fa, when set, is the original request a forward-auth subrequest
+// describes; the consent page is then reached the forward-auth way.
+func (g *Gateway) privacyGate(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, d *policy.Decision, who principal, path string, fa *original) (principal, bool) {
 	pp := s.opts.Privacy
 	if pp == nil || who.id == nil {
 		return who, true
@@ -174,6 +177,10 @@ func (g *Gateway) privacyGate(s *snapshot, w *statusWriter, r *http.Request, rec
 				rec.reason = "consent_required"
 				if wantsJSON(r, d.Route) {
 					writeJSONError(w, http.StatusForbidden, "consent_required", "the customer has not granted: "+strings.Join(need, ", "), rec.rid)
+					return who, false
+				}
+				if fa != nil {
+					g.forwardAuthConsent(s, w, r, rec, d, *fa, path)
 					return who, false
 				}
 				back := path

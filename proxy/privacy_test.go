@@ -29,6 +29,7 @@ const privacyPolicy = `
 version: 1
 server:
   public_url: "{{PUBLIC}}"
+{{SERVER_EXTRA}}
 session:
   keys: ["e2e-test-session-key-0123456789abcdef"]
 audiences:
@@ -481,5 +482,76 @@ func TestReadinessReflectsPrivacyStores(t *testing.T) {
 	e.opts.Privacy.Regions().Store("us").Close()
 	if err := e.gw.Ready(); err == nil || !strings.Contains(err.Error(), "region us") {
 		t.Errorf("readiness with the US store closed: %v", err)
+	}
+}
+
+// TestForwardAuthAppliesPrivacy: in forward-auth mode a route's privacy
+// settings hold as when proxying: the region, the consent page (reached
+// the forward-auth way), the minimized identity and the consent header.
+func TestForwardAuthAppliesPrivacy(t *testing.T) {
+	dir := t.TempDir()
+	pol := strings.ReplaceAll(privacyPolicy, "{{DIR}}", dir)
+	e := newEnvWith(t, envConfig{policy: pol, serverExtra: `  trusted_proxies: ["127.0.0.1/32"]`})
+	us := e.browser()
+	us.signInAs("/shop", "shoppers-us", "c-2002")
+	if r := us.ask("", e.traefik("GET", "/eu")...); r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "region") {
+		t.Errorf("forward-auth, US customer on the EU route: %d, want 403", r.StatusCode)
+	}
+	r := us.ask("", e.traefik("GET", "/shop/cart")...)
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.location(), "/.gatehouse/me/consent?route=shop") {
+		t.Fatalf("forward-auth without consent: %d %q, want 401 to the consent page: %s", r.StatusCode, r.location(), regexp.MustCompile(`<h1>[^<]*</h1>|<p[^>]*>[^<]*</p>`).FindAllString(r.body, -1))
+	}
+	if r.Header.Get("X-Shop-User") != "" || r.Header.Get("X-Shop-Email") != "" {
+		t.Error("identity headers sent without consent")
+	}
+	// Grant through the gateway's page, then forward-auth passes with the
+	// minimized identity.
+	page := us.get(proxy.Prefix + "me/consent?route=shop&rd=/shop/cart")
+	form := formFields(page.body)
+	form.Del("decline")
+	form.Set("purpose", "terms:2")
+	if r := us.postForm(proxy.Prefix+"me/consent?route=shop", form); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("consent: %d", r.StatusCode)
+	}
+	r = us.ask("", e.traefik("GET", "/shop/cart")...)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("forward-auth after consent: %d", r.StatusCode)
+	}
+	if u := r.Header.Get("X-Shop-User"); u == "" || u == "c-2002" || r.Header.Get("X-Shop-Name") != "" || r.Header.Get("X-Gatehouse-Consent") != "terms:2" {
+		t.Errorf("forward-auth answer: user %q name %q consent %q", u, r.Header.Get("X-Shop-Name"), r.Header.Get("X-Gatehouse-Consent"))
+	}
+}
+
+// TestSignOutAfterDeletionWritesNothing: a second device of a deleted
+// customer signing out must not write their key back into the audit.
+func TestSignOutAfterDeletionWritesNothing(t *testing.T) {
+	e, dir := newPrivacyEnv(t)
+	phone, laptop := e.browser(), e.browser()
+	phone.signInAs("/shop", "shoppers-eu", "c-1001")
+	laptop.signInAs("/shop", "shoppers-eu", "c-1001")
+	tok := formFields(phone.get(proxy.Prefix + "me/delete").body).Get("csrf_token")
+	if r := phone.postForm(proxy.Prefix+"me/delete", url.Values{"csrf_token": {tok}, "confirm": {"DELETE"}}); r.StatusCode != http.StatusOK {
+		t.Fatalf("deletion: %d", r.StatusCode)
+	}
+	lt := csrfToken(t, laptop.get(proxy.Prefix+"logout").body)
+	laptop.postForm(proxy.Prefix+"logout", url.Values{"csrf_token": {lt}})
+	eu := openStore(t, filepath.Join(dir, "eu.db"))
+	if where := findInAllRows(t, eu, "c-1001"); where != "" {
+		t.Errorf("after the second device signed out, %s holds the erased customer's key", where)
+	}
+}
+
+// TestConsentFormsNameTheVersionShown: a decision without the version the
+// customer saw (version 0 would mean "the current one") is refused.
+func TestConsentFormsNameTheVersionShown(t *testing.T) {
+	e, _ := newPrivacyEnv(t)
+	b := e.browser()
+	b.signInAs("/shop", "shoppers-eu", "c-1001")
+	tok := formFields(b.get(proxy.Prefix + "me").body).Get("csrf_token")
+	if r := b.postForm(proxy.Prefix+"me/consents", url.Values{"csrf_token": {tok}, "purpose": {"marketing:0"}, "decision": {"grant"}}); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("account page grant of version 0: %d, want 400", r.StatusCode)
+	}
+	if r := b.postForm(proxy.Prefix+"me/consent?route=shop", url.Values{"csrf_token": {tok}, "purpose": {"terms:0"}, "return_to": {"/shop"}}); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("consent page grant of version 0: %d, want 400", r.StatusCode)
 	}
 }

@@ -426,31 +426,14 @@ func (p *Provider) serveRegister(w http.ResponseWriter, r *http.Request) {
 			p.sendVerify(ctx, acct, f)
 		}
 	case err != nil:
-	case acct.EmailVerified:
-		// Taken: cost the same as creating, and tell the owner by mail.
+	default:
+		// Taken, confirmed or not: cost the same as creating, and tell the
+		// owner by mail (a reset link proves the mailbox and sets their
+		// password). An unconfirmed account's password is never replaced
+		// by a later sign-up: whoever registered second could otherwise
+		// have the owner confirm an account with the newcomer's password.
 		p.hash.burn(ctx, password)
 		p.sendReset(ctx, mail.KindExists, acct, f)
-	default:
-		// Registered but never confirmed: the newest sign-up sets the
-		// password (earlier confirmation links stop working) and gets a
-		// new link. Nobody could sign in with the old password anyway.
-		h, herr := p.hash.hash(ctx, password)
-		if herr != nil {
-			err = herr
-			break
-		}
-		if err = p.accounts.SetPassword(ctx, acct.ID, h); err != nil {
-			break
-		}
-		if name != "" {
-			acct.Profile["name"] = name
-			if err = p.accounts.UpdateProfile(ctx, acct.ID, acct.Profile); err != nil {
-				break
-			}
-		}
-		if acct, err = p.accounts.AccountByID(ctx, acct.ID); err == nil {
-			p.sendVerify(ctx, acct, f)
-		}
 	}
 	if err != nil {
 		p.log.Error("local provider: registration failed", zap.String("provider", p.name), zap.Error(err))

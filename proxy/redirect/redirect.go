@@ -342,6 +342,11 @@ func (v *Validator) Validate(raw string) (string, error) {
 		out = o
 	}
 	out = escapeTarget(out)
+	if len(out) > MaxLength {
+		// Escaping can lengthen a target; the result must itself be
+		// acceptable, so Validate stays idempotent.
+		return "", unsafe("longer than " + strconv.Itoa(MaxLength) + " bytes once escaped")
+	}
 	if reason := v.recheck(out); reason != "" {
 		return "", unsafe(reason)
 	}
