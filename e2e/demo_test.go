@@ -146,7 +146,8 @@ func TestDemoCustomer(t *testing.T) {
 	var confirmed string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(verify),
-		chromedp.WaitVisible(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name="password"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name="password"]`, first, chromedp.ByQuery),
 		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
 		waitUntil("the confirmed notice", `document.querySelector("h1")?.textContent === "Email address confirmed"`),
 		chromedp.Text(`body`, &confirmed, chromedp.ByQuery),

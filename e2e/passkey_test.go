@@ -177,7 +177,8 @@ func TestPasskeyBrowser(t *testing.T) {
 	var app1 string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(verify),
-		chromedp.WaitVisible(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name="password"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name="password"]`, password, chromedp.ByQuery),
 		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
 		waitUntil("the confirmed notice", `document.querySelector("h1")?.textContent === "Email address confirmed"`),
 		// Password only: /app does not require MFA.

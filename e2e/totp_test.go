@@ -60,7 +60,8 @@ func TestBrowserTOTP(t *testing.T) {
 	var landed string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(verify),
-		chromedp.WaitVisible(`form button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`input[name="password"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name="password"]`, password, chromedp.ByQuery),
 		chromedp.Click(`form button[type="submit"]`, chromedp.ByQuery),
 		waitUntil("the confirmed notice", `document.querySelector("h1")?.textContent === "Email address confirmed"`),
 		chromedp.Click(`//nav/a[text()="Sign in"]`, chromedp.BySearch),

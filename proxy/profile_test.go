@@ -119,7 +119,7 @@ func TestProgressiveProfiling(t *testing.T) {
 	if link == "" {
 		t.Fatal("no confirmation mail")
 	}
-	if ok := b.submitPage(b.get(link)); !strings.Contains(ok.body, "is confirmed") {
+	if ok := b.submitPage(b.get(link), "password", password); !strings.Contains(ok.body, "is confirmed") {
 		t.Fatalf("confirm: %d %.800s", ok.StatusCode, ok.body)
 	}
 

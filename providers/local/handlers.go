@@ -273,7 +273,7 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 // failure count, hash upgrade). It answers with fail (or an error page)
 // and returns false when they do not match an account that can sign in.
 func (p *Provider) checkPassword(w http.ResponseWriter, r *http.Request, email, password string, f flow, fail func()) (*store.Account, bool) {
-	if !p.limit(w, r, "signin:"+p.emailKey("acct", email), p.perAccount, f) {
+	if !p.limit(w, r, p.passwordKey(email), p.perAccount, f) {
 		return nil, false
 	}
 	ctx := r.Context()
@@ -288,6 +288,21 @@ func (p *Provider) checkPassword(w http.ResponseWriter, r *http.Request, email, 
 		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
 		return nil, false
 	}
+	return p.checkAccountPassword(r, acct, password, fail)
+}
+
+// passwordKey is the per-address rate-limit key of password checks: the
+// sign-in page and the confirmation page count in the same bucket.
+func (p *Provider) passwordKey(email string) string {
+	return "signin:" + p.emailKey("acct", email)
+}
+
+// checkAccountPassword checks the password of a known account (lockout,
+// failure count, hash upgrade); the caller has counted the attempt against
+// the per-address limit. It answers with fail and returns false when the
+// password is wrong or the account is locked.
+func (p *Provider) checkAccountPassword(r *http.Request, acct *store.Account, password string, fail func()) (*store.Account, bool) {
+	ctx := r.Context()
 	if acct.Locked(p.now()) {
 		p.hash.burn(ctx, password)
 		p.log.Info("local provider: sign-in to a locked account", zap.String("provider", p.name), zap.String("account", acct.ID))
@@ -507,6 +522,28 @@ func (p *Provider) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := flow{aud: c.Audience, rd: c.ReturnURL}
+	// The link alone does not confirm: whoever signed up must also give
+	// the password they chose. Someone who signs up with another person's
+	// address thus gets nothing when that person opens the link they never
+	// asked for. A wrong password counts like one on the sign-in page (the
+	// same per-address limit, the lockout) and leaves the link usable.
+	password := r.PostFormValue("password")
+	fail := func() {
+		pg := refill(p.form(w, r, ViewConfirm, "verify", flow{}))
+		pg.Email = acct.Email
+		pg.Status, pg.Error = http.StatusUnauthorized, msgSignInFailed
+		p.page(w, r, pg)
+	}
+	if password == "" || len(password) > 4*p.policy.max {
+		fail()
+		return
+	}
+	if !p.limit(w, r, p.passwordKey(acct.Email), p.perAccount, f) {
+		return
+	}
+	if _, ok := p.checkAccountPassword(r, acct, password, fail); !ok {
+		return
+	}
 	first, err := p.claimOnce(ctx, purposeVerify, c)
 	if err != nil {
 		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))

@@ -24,6 +24,10 @@
 //   - Emailed links are HMAC-signed, expiring, single use (state.Once) and
 //     bound to the password they were issued under; opening one shows a
 //     confirmation form, so mail scanners that fetch links consume nothing.
+//   - Confirming an address also takes the password chosen at sign-up
+//     (counted like a sign-in: per-address limit, lockout), so that the
+//     owner of an address cannot, by clicking a link they never asked
+//     for, confirm an account someone else created with it.
 //   - Every form carries a CSRF token bound to a cookie and cross-site
 //     posts (Sec-Fetch-Site) are refused.
 //   - A password reset calls Env.OnPasswordReset, which the gateway wires

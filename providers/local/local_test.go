@@ -276,7 +276,7 @@ func (h *harness) register(email, password string) *store.Account {
 	if confirm.status != 200 || !strings.Contains(confirm.body, "Confirm my email address") {
 		h.t.Fatalf("confirm page %d:\n%s", confirm.status, confirm.body)
 	}
-	done := h.submit(confirm)
+	done := h.submit(confirm, "password", password)
 	if done.status != 200 || !strings.Contains(done.body, "is confirmed") {
 		h.t.Fatalf("confirm: %d\n%s", done.status, done.body)
 	}
@@ -405,11 +405,11 @@ func TestVerifyLinkSingleUseForgedExpired(t *testing.T) {
 	confirm := h.get(link)
 	// A mail scanner fetching the link twice consumes nothing.
 	h.get(link)
-	if res := h.submit(confirm); res.status != 200 {
+	if res := h.submit(confirm, "password", goodPassword); res.status != 200 {
 		t.Fatalf("confirm: %d %s", res.status, res.body)
 	}
 	// Reused: the POST again is refused.
-	if res := h.submit(confirm); res.status != http.StatusBadRequest || !strings.Contains(res.body, "not valid") {
+	if res := h.submit(confirm, "password", goodPassword); res.status != http.StatusBadRequest || !strings.Contains(res.body, "not valid") {
 		t.Fatalf("reused link: %d %s", res.status, res.body)
 	}
 
@@ -419,7 +419,7 @@ func TestVerifyLinkSingleUseForgedExpired(t *testing.T) {
 	link = h.lastMail("slow@example.com", mail.KindVerify).Links[0]
 	confirm = h.get(link)
 	h.advance(DefaultVerifyTTL + time.Minute)
-	if res := h.submit(confirm); res.status != http.StatusBadRequest {
+	if res := h.submit(confirm, "password", goodPassword); res.status != http.StatusBadRequest {
 		t.Fatalf("expired link: %d %s", res.status, res.body)
 	}
 	if res := h.get(link); res.status != http.StatusBadRequest {
@@ -446,7 +446,7 @@ func TestReRegistrationOfUnconfirmedKeepsTheOwnersPassword(t *testing.T) {
 	if m := h.lastMail("twice@example.com", mail.KindExists); len(m.Links) == 0 {
 		t.Fatal("no 'account exists' mail with a reset link")
 	}
-	if res := h.submit(h.get(link)); res.status != 200 {
+	if res := h.submit(h.get(link), "password", "first-password-123"); res.status != 200 {
 		t.Fatalf("the owner's confirmation link: %d", res.status)
 	}
 	if res := h.signIn("twice@example.com", "second-password-456"); res.status != http.StatusUnauthorized {
