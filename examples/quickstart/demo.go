@@ -422,8 +422,8 @@ func (d *Demo) Banner() string {
 	fmt.Fprintf(&b, `
   Try
     1. Sign up as a customer (any email address, a password of 12 or more
-       characters), open the mail outbox, follow the confirmation link, sign
-       in and accept the terms: the app shows X-Shop-Customer and a verified
+       characters), open the mail outbox, follow the confirmation link and
+       type your password there, sign in and accept the terms: the app shows X-Shop-Customer and a verified
        assertion. /newsletter asks for the marketing consent; "your data"
        exports everything Gatehouse keeps about you as JSON.
     2. "Forgot your password?" on the sign-in page: the reset link is in the
