@@ -57,7 +57,8 @@ type NoticeSubject struct {
 //
 // Erase works on one region; use Regions.Locate to find every region that
 // holds the subject. Sessions should be revoked first, or a request still
-// in flight can write under the subject again.
+// in flight can write under the subject again; Locate afterwards and
+// EraseAgain with the receipt catch such writes.
 func (p *Policy) Erase(ctx context.Context, subjectKey, region string, requestID string) (store.EraseResult, error) {
 	r, err := p.EraseReceipt(ctx, subjectKey, region, requestID)
 	return r.Result, err
@@ -127,6 +128,59 @@ func (p *Policy) EraseReceipt(ctx context.Context, subjectKey, region string, re
 		return Receipt{res, tomb}, fmt.Errorf("privacy: %s: erased, but the audit event was not recorded: %w", op, err)
 	}
 	return Receipt{res, tomb}, nil
+}
+
+// EraseAgain is the re-check after an erasure. When Regions.Locate (or
+// LocateIn) still finds subjectKey in region after EraseReceipt, rows were
+// written under it meanwhile, by a request that was in flight; EraseAgain
+// tombstones them with prev's tombstone, so the customer's one receipt
+// covers them, and queues no deletion notice (the first erasure did).
+// When it touched anything, a "delete" audit event with "pass": "sweep"
+// and this pass's counts is appended under the tombstone. It returns prev
+// with this pass's counts added; on error, the receipt still says what
+// was done when the erasure itself committed.
+//
+// prev must come from EraseReceipt (or EraseAgain) for the same subject
+// and region: a tombstone of another erasure would join two people's rows.
+func (p *Policy) EraseAgain(ctx context.Context, prev Receipt, subjectKey, region, requestID string) (Receipt, error) {
+	const op = "erase again"
+	if err := validKey(op, subjectKey); err != nil {
+		return prev, err
+	}
+	if strings.HasPrefix(subjectKey, store.TombstonePrefix) {
+		return prev, invalid(op, "subject key is already a tombstone")
+	}
+	if !strings.HasPrefix(prev.Tombstone, store.TombstonePrefix) || len(prev.Tombstone) == len(store.TombstonePrefix) {
+		return prev, invalid(op, "the receipt has no tombstone")
+	}
+	s, err := p.regions.storeFor(op, region)
+	if err != nil {
+		return prev, err
+	}
+	res, err := s.Erase(ctx, subjectKey, prev.Tombstone, nil)
+	if err != nil {
+		return prev, fmt.Errorf("privacy: %s: %w", op, err)
+	}
+	out := prev
+	out.Result.Profiles += res.Profiles
+	out.Result.Consents += res.Consents
+	out.Result.Audits += res.Audits
+	if res == (store.EraseResult{}) {
+		return out, nil
+	}
+	if _, err := s.AppendAudit(ctx, store.AuditEvent{
+		Kind: KindDelete, SubjectKey: prev.Tombstone, At: p.now().Truncate(time.Microsecond), RequestID: requestID,
+		Detail: map[string]string{
+			"pass":     "sweep",
+			"profiles": strconv.FormatInt(res.Profiles, 10),
+			"consents": strconv.FormatInt(res.Consents, 10),
+			"audits":   strconv.FormatInt(res.Audits, 10),
+			"region":   region,
+		},
+	}); err != nil {
+		return out, fmt.Errorf("privacy: %s: erased, but the audit event was not recorded: %w", op, err)
+	}
+	return out, nil
 }
 
 func (p *Policy) deletionNotice(w Webhook, subjectKey, region, tomb string, at time.Time) ([]byte, error) {

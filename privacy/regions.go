@@ -143,9 +143,12 @@ func (r *Regions) RegionOf(id *identity.Identity, req *http.Request, trustedPeer
 	return r.def
 }
 
-// Locate returns the regions whose store holds a profile or consent
-// history of subjectKey, sorted. A correctly run deployment finds at most
-// one; more means the customer's data was split (see Resolve).
+// Locate returns the regions whose store holds anything under subjectKey
+// (a profile, consent history or audit events; see store.HasSubject),
+// sorted. A correctly run deployment finds at most one; more means the
+// customer's data was split (see Resolve). After an erasure, a region it
+// still lists holds rows written under the subject meanwhile, for example
+// an audit event of a request that was in flight: erase there again.
 func (r *Regions) Locate(ctx context.Context, subjectKey string) ([]string, error) {
 	const op = "locate subject"
 	if err := validKey(op, subjectKey); err != nil {
@@ -156,24 +159,33 @@ func (r *Regions) Locate(ctx context.Context, subjectKey string) ([]string, erro
 	}
 	var out []string
 	for _, name := range r.names {
-		s := r.stores[name]
-		_, err := s.Profile(ctx, subjectKey)
-		switch {
-		case err == nil:
-			out = append(out, name)
-			continue
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("privacy: %s: region %s: %w", op, name, err)
-		}
-		h, err := s.ConsentHistory(ctx, subjectKey)
+		ok, err := r.stores[name].HasSubject(ctx, subjectKey)
 		if err != nil {
 			return nil, fmt.Errorf("privacy: %s: region %s: %w", op, name, err)
 		}
-		if len(h) > 0 {
+		if ok {
 			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// LocateIn is Locate for one region: whether region's store holds
+// anything under subjectKey.
+func (r *Regions) LocateIn(ctx context.Context, subjectKey, region string) (bool, error) {
+	const op = "locate subject"
+	if err := validKey(op, subjectKey); err != nil {
+		return false, err
+	}
+	s, err := r.storeFor(op, region)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.HasSubject(ctx, subjectKey)
+	if err != nil {
+		return false, fmt.Errorf("privacy: %s: region %s: %w", op, region, err)
+	}
+	return ok, nil
 }
 
 // Resolve returns the region of a customer at sign-in: the region that

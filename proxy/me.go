@@ -328,8 +328,9 @@ func sessionInfo(s *snapshot, sess *session.Payload, r *http.Request) privacy.Se
 
 // meDelete is account deletion: a fresh sign-in, a typed confirmation,
 // then every session ends, the data is erased or anonymized in the
-// customer's region, providers with their own records delete them, and
-// the configured webhooks are told.
+// customer's region, providers with their own records delete them, the
+// region is searched again and anything written meanwhile is swept under
+// the same receipt, and the configured webhooks are told.
 func (g *Gateway) meDelete(s *snapshot, w *statusWriter, r *http.Request, rec *accessRecord, sess *session.Payload) {
 	id := &sess.Identity
 	fresh := !id.AuthTime.IsZero() && g.now().Sub(id.AuthTime) <= deleteFreshness
@@ -356,7 +357,8 @@ func (g *Gateway) meDelete(s *snapshot, w *statusWriter, r *http.Request, rec *a
 		g.privacyFailed(s, w, r, rec, "delete_revoke", err)
 		return
 	}
-	receipt, err := s.opts.Privacy.EraseReceipt(ctx, subjectKey(id), sess.Tokens[tokRegion], rec.rid)
+	key, region := subjectKey(id), sess.Tokens[tokRegion]
+	receipt, err := s.opts.Privacy.EraseReceipt(ctx, key, region, rec.rid)
 	if err != nil {
 		g.privacyFailed(s, w, r, rec, "erase", err)
 		return
@@ -364,6 +366,18 @@ func (g *Gateway) meDelete(s *snapshot, w *statusWriter, r *http.Request, rec *a
 	if dn, ok := s.opts.Providers[id.Provider].(DeletionNotifier); ok {
 		if err := dn.DeleteAccount(ctx, id.Subject); err != nil {
 			g.log.Error("privacy: the provider could not delete its account record", zap.String("request_id", rec.rid), zap.String("provider", id.Provider), zap.Error(err))
+		}
+	}
+	// A request that was in flight when the sessions ended (a sign-out on
+	// another device, a consent form) may have written under the key
+	// after the erasure: look again and sweep under the same receipt. The
+	// erasure itself is done, so a failure here is the operator's to
+	// finish (POST /privacy/erase), not the customer's.
+	if again, err := s.opts.Privacy.Regions().LocateIn(ctx, key, region); err != nil {
+		g.log.Error("privacy: could not check for writes made during the deletion; erase the subject again", zap.String("request_id", rec.rid), zap.String("region", region), zap.String("receipt", receipt.Tombstone), zap.Error(err))
+	} else if again {
+		if receipt, err = s.opts.Privacy.EraseAgain(ctx, receipt, key, region, rec.rid); err != nil {
+			g.log.Error("privacy: the sweep after the deletion failed; erase the subject again", zap.String("request_id", rec.rid), zap.String("region", region), zap.String("receipt", receipt.Tombstone), zap.Error(err))
 		}
 	}
 	s.opts.Store.Clear(w, r, identity.Customer)

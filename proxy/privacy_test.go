@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/privacy"
+	"github.com/gatehouse-dev/gatehouse/providers/static"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 	"github.com/gatehouse-dev/gatehouse/store"
 	"github.com/gatehouse-dev/gatehouse/store/storetest"
@@ -553,5 +554,79 @@ func TestConsentFormsNameTheVersionShown(t *testing.T) {
 	}
 	if r := b.postForm(proxy.Prefix+"me/consent?route=shop", url.Values{"csrf_token": {tok}, "purpose": {"terms:0"}, "return_to": {"/shop"}}); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("consent page grant of version 0: %d, want 400", r.StatusCode)
+	}
+}
+
+// inFlightShoppers is a static provider whose account deletion, which
+// self-service deletion runs after the erasure and before its re-check,
+// first writes under the customer's key: a deterministic stand-in for a
+// request in flight (a sign-out on another device) committing after the
+// erasure.
+type inFlightShoppers struct {
+	*static.Provider
+	write func(ctx context.Context, subject string) error
+	mu    sync.Mutex
+	calls int
+}
+
+func (p *inFlightShoppers) DeleteAccount(ctx context.Context, subject string) error {
+	p.mu.Lock()
+	p.calls++
+	p.mu.Unlock()
+	return p.write(ctx, subject)
+}
+
+// TestDeletionSweepsWritesMadeMeanwhile: self-service deletion looks for
+// the customer again after the erasure and tombstones what was written
+// meanwhile under the same receipt.
+func TestDeletionSweepsWritesMadeMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	var prov *inFlightShoppers
+	e := newEnvWith(t, envConfig{policy: strings.ReplaceAll(privacyPolicy, "{{DIR}}", dir), edit: func(o *proxy.Options) {
+		pp := o.Privacy
+		prov = &inFlightShoppers{Provider: o.Providers["shoppers-eu"].(*static.Provider), write: func(ctx context.Context, subject string) error {
+			return pp.Audit(ctx, privacy.KindSignOut, "static:shoppers-eu|"+subject, "eu", "in-flight", map[string]string{"provider": "shoppers-eu"})
+		}}
+		o.Providers["shoppers-eu"] = prov
+	}})
+	b := e.browser()
+	b.signInAs("/shop", "shoppers-eu", "c-1001")
+	tok := formFields(b.get(proxy.Prefix + "me/delete").body).Get("csrf_token")
+	r := b.postForm(proxy.Prefix+"me/delete", url.Values{"csrf_token": {tok}, "confirm": {"DELETE"}})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("deletion: %d %.400s", r.StatusCode, r.body)
+	}
+	prov.mu.Lock()
+	calls := prov.calls
+	prov.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("DeleteAccount called %d times, want 1", calls)
+	}
+	receipt := regexp.MustCompile(`tomb:[0-9a-f]{32}`).FindString(r.body)
+	if receipt == "" {
+		t.Fatalf("no receipt on the page: %.400s", r.body)
+	}
+	eu := openStore(t, filepath.Join(dir, "eu.db"))
+	ctx := context.Background()
+	const key = "static:shoppers-eu|c-1001"
+	if found, err := eu.HasSubject(ctx, key); err != nil || found {
+		t.Fatalf("HasSubject after deletion = %v, %v: the write made meanwhile was not swept", found, err)
+	}
+	if where := findInAllRows(t, eu, "c-1001"); where != "" {
+		t.Errorf("%s still holds the deleted customer's key", where)
+	}
+	// The late row joined the customer's one receipt, and the sweep is on
+	// record there.
+	evs, err := eu.AuditEvents(ctx, receipt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var late, sweep bool
+	for _, ev := range evs {
+		late = late || (ev.Kind == privacy.KindSignOut && ev.RequestID == "in-flight")
+		sweep = sweep || (ev.Kind == privacy.KindDelete && ev.Detail["pass"] == "sweep" && ev.Detail["audits"] == "1")
+	}
+	if !late || !sweep {
+		t.Errorf("under the receipt: late event %v, sweep event %v; events %+v", late, sweep, evs)
 	}
 }

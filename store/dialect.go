@@ -140,13 +140,31 @@ func openSQLite(ctx context.Context, rest string, o Options) (Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &sqlStore{d: sqliteDialect, w: w, r: w, o: o}
-	if err := w.PingContext(ctx); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: open sqlite %s: %w", rest, err)
+	// Several processes opening a new database at once race to switch it
+	// to WAL and migrate it; SQLite can answer that race with SQLITE_BUSY
+	// without waiting out busy_timeout. Try again a few times.
+	var err2 error
+	for attempt := 0; attempt < 6; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				w.Close()
+				return nil, fmt.Errorf("store: open sqlite %s: %w", rest, ctx.Err())
+			case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
+			}
+		}
+		if err2 = w.PingContext(ctx); err2 != nil {
+			err2 = fmt.Errorf("store: open sqlite %s: %w", rest, err2)
+		} else if err2 = migrate(ctx, w, sqliteDialect, o.Logger); err2 != nil {
+			err2 = fmt.Errorf("store: open sqlite: %w", err2)
+		}
+		if err2 == nil || !sqliteBusy(err2) {
+			break
+		}
 	}
-	if err := migrate(ctx, w, sqliteDialect, o.Logger); err != nil {
+	if err2 != nil {
 		w.Close()
-		return nil, fmt.Errorf("store: open sqlite: %w", err)
+		return nil, err2
 	}
 	if !memory {
 		r, err := sql.Open("sqlite", rdsn)
@@ -184,4 +202,10 @@ func openPostgres(ctx context.Context, dsn string, o Options) (Store, error) {
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
 	return &sqlStore{d: postgresDialect, w: db, r: db, o: o}, nil
+}
+
+// sqliteBusy reports whether err is SQLite's "database is locked" answer.
+func sqliteBusy(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "SQLITE_BUSY") || strings.Contains(m, "database is locked")
 }

@@ -169,6 +169,24 @@ func (s *sqlStore) Profile(ctx context.Context, subjectKey string) (*Profile, er
 	return &p, nil
 }
 
+func (s *sqlStore) HasSubject(ctx context.Context, subjectKey string) (bool, error) {
+	const op = "has subject"
+	if err := validSubject(op, subjectKey); err != nil {
+		return false, err
+	}
+	// One statement, so the three tables are read in one snapshot; each
+	// EXISTS is answered from the table's subject index.
+	var found bool
+	err := s.r.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM profiles WHERE subject_key = $1)
+		    OR EXISTS (SELECT 1 FROM consent_events WHERE subject_key = $1)
+		    OR EXISTS (SELECT 1 FROM audit_events WHERE subject_key = $1)`, subjectKey).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return found, nil
+}
+
 // ---- consent ledger ----
 
 // validNewSubject refuses empty keys and keys in the tombstone namespace,

@@ -128,6 +128,11 @@ type Store interface {
 	UpsertProfile(ctx context.Context, p Profile) error
 	// Profile returns the profile of subjectKey or ErrNotFound.
 	Profile(ctx context.Context, subjectKey string) (*Profile, error)
+	// HasSubject reports whether any profile, consent event or audit event
+	// is stored under subjectKey: whether an erasure would find anything.
+	// The delivery outbox is not searched; its rows are indexed by the
+	// tombstone of an erasure, never by a subject key.
+	HasSubject(ctx context.Context, subjectKey string) (bool, error)
 
 	// AppendConsent appends to the consent ledger and returns the stored
 	// event; Seq is always assigned by the database, At defaults to now.

@@ -246,9 +246,11 @@ func privacyEraseHandler(gw *proxy.Gateway, log *zap.Logger) http.HandlerFunc {
 			return
 		}
 
+		first := map[string]privacy.Receipt{} // by region
 		erase := func(region string) error {
 			rc, err := c.pp.EraseReceipt(ctx, c.key, region, c.rid)
 			if rc.Tombstone != "" {
+				first[region] = rc
 				out.Receipts = append(out.Receipts, eraseReceipt{Region: region, Tombstone: rc.Tombstone, Profiles: rc.Result.Profiles,
 					Consents: rc.Result.Consents, Audits: rc.Result.Audits, Deliveries: rc.Result.Deliveries})
 				if aerr := c.pp.Audit(ctx, privacy.KindAdmin, rc.Tombstone, region, c.rid,
@@ -276,8 +278,25 @@ func privacyEraseHandler(gw *proxy.Gateway, log *zap.Logger) http.HandlerFunc {
 			out.Warnings = append(out.Warnings, "could not check for writes made during the erasure; run the erase again: "+err.Error())
 		} else {
 			for _, region := range again {
-				if err := erase(region); err != nil {
-					out.Warnings = append(out.Warnings, "sweep: "+err.Error()+"; run the erase again")
+				prev, ok := first[region]
+				if !ok {
+					// A region that held nothing a moment ago.
+					if err := erase(region); err != nil {
+						out.Warnings = append(out.Warnings, "sweep: "+err.Error()+"; run the erase again")
+					}
+					continue
+				}
+				// Under the same tombstone, without new deletion notices.
+				rc, err := c.pp.EraseAgain(ctx, prev, c.key, region, c.rid)
+				if err != nil {
+					out.Warnings = append(out.Warnings, "sweep: region "+region+": "+err.Error()+"; run the erase again")
+					continue
+				}
+				for i := range out.Receipts {
+					if out.Receipts[i].Region == region && out.Receipts[i].Tombstone == rc.Tombstone {
+						out.Receipts[i].Profiles, out.Receipts[i].Consents = rc.Result.Profiles, rc.Result.Consents
+						out.Receipts[i].Audits, out.Receipts[i].Deliveries = rc.Result.Audits, rc.Result.Deliveries
+					}
 				}
 			}
 		}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConsentHistoryAndCurrent", testConsent},
 		{"AuditListAndPurge", testAuditPurge},
 		{"AppendOnlyEnforcedByDatabase", testAppendOnly},
+		{"HasSubject", testHasSubject},
 		{"Erase", testErase},
 		{"EraseIsAtomic", testEraseAtomic},
 		{"ConcurrentAppends", testConcurrentAppends},
@@ -409,6 +410,72 @@ func testErase(t *testing.T, s store.Store) {
 	res, err = s.Erase(ctx, sub, tomb, nil)
 	if err != nil || res != (store.EraseResult{}) {
 		t.Fatalf("second erase = %+v, %v", res, err)
+	}
+}
+
+// testHasSubject checks each table on its own makes a subject found,
+// that an erasure leaves nothing to find, and that the outbox does not
+// count.
+func testHasSubject(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	has := func(sub string) bool {
+		t.Helper()
+		ok, err := s.HasSubject(ctx, sub)
+		if err != nil {
+			t.Fatalf("HasSubject(%q): %v", sub, err)
+		}
+		return ok
+	}
+	const prof, cons, aud, none = "oidc:idp|profile-only", "oidc:idp|consent-only", "oidc:idp|audit-only", "oidc:idp|nobody"
+	if err := s.UpsertProfile(ctx, store.Profile{SubjectKey: prof, Provider: "google"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendConsent(ctx, store.ConsentEvent{SubjectKey: cons, Purpose: "terms", Version: 1, Decision: store.DecisionGrant}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, store.AuditEvent{Kind: "sign_out", SubjectKey: aud}); err != nil {
+		t.Fatal(err)
+	}
+	// The outbox is indexed by tombstones; even a row naming a subject key
+	// is not data held under that key.
+	if _, err := s.EnqueueDelivery(ctx, store.Delivery{Webhook: "crm", Event: "subject.deleted", SubjectKey: none}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{prof, cons, aud} {
+		if !has(sub) {
+			t.Errorf("HasSubject(%q) = false, want true", sub)
+		}
+	}
+	// Exact match only: no prefix, no case folding.
+	for _, sub := range []string{none, "oidc:idp|audit", "OIDC:IDP|AUDIT-ONLY"} {
+		if has(sub) {
+			t.Errorf("HasSubject(%q) = true, want false", sub)
+		}
+	}
+	if _, err := s.HasSubject(ctx, " "); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("HasSubject(blank) = %v, want ErrInvalid", err)
+	}
+	// After an erasure the subject is gone and its rows are under the
+	// tombstone instead.
+	for i, sub := range []string{prof, cons, aud} {
+		tomb := fmt.Sprintf("tomb:has%d", i)
+		if _, err := s.Erase(ctx, sub, tomb, nil); err != nil {
+			t.Fatal(err)
+		}
+		if has(sub) {
+			t.Errorf("HasSubject(%q) after erase = true", sub)
+		}
+		if sub != prof && !has(tomb) {
+			t.Errorf("HasSubject(%q) = false, want the tombstoned rows", tomb)
+		}
+	}
+	// A write under the key after its erasure (a request in flight) makes
+	// it found again.
+	if _, err := s.AppendAudit(ctx, store.AuditEvent{Kind: "sign_out", SubjectKey: aud}); err != nil {
+		t.Fatal(err)
+	}
+	if !has(aud) {
+		t.Error("an audit row written after the erasure is not found")
 	}
 }
 
