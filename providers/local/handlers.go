@@ -232,41 +232,58 @@ func (p *Provider) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		p.page(w, r, pg)
 		return
 	}
-	if !p.parse(w, r) {
-		return
-	}
-	email := store.NormalizeEmail(r.PostFormValue("email"))
-	refill := func(pg Page) Page { pg.Title, pg.Email = "Sign in", email; return pg }
-	if !p.post(w, r, "signin", refill) {
-		return
-	}
-	f := readFlow(r)
-	password := r.PostFormValue("password")
-	fail := func() {
-		pg := refill(p.form(w, r, ViewSignIn, "signin", f))
-		pg.Status, pg.Error = http.StatusUnauthorized, msgSignInFailed
-		p.page(w, r, pg)
-	}
-	if f.state == "" {
-		p.notice(w, r, http.StatusBadRequest, "Sign in", msgNoAttempt, p.links(f))
-		return
-	}
-	if email == "" || password == "" || len(password) > 4*p.policy.max {
-		fail()
-		return
-	}
-	acct, ok := p.checkPassword(w, r, email, password, f, fail)
+	acct, f, ok := p.passwordPost(w, r, "signin", "Sign in", true)
 	if !ok {
 		return
 	}
 	if !acct.EmailVerified {
 		// Only someone who knows the password learns this.
-		p.sendVerify(r.Context(), acct, f)
-		p.notice(w, r, http.StatusForbidden, "Confirm your email address",
-			"Please confirm your email address first: we have sent a new link to "+acct.Email+". Open it, then sign in again.", p.links(f))
+		p.confirmFirst(w, r, acct, f, "sign in again")
 		return
 	}
 	p.afterPassword(w, r, acct, f, "")
+}
+
+// passwordPost reads and checks a posted email-and-password form: the
+// sign-in page (action "signin") and the security page's re-entrance
+// ("security"), whose form shows title. With needAttempt, a post without
+// the attempt's state is refused. It answers and returns ok false unless
+// the password matches an account that can sign in.
+func (p *Provider) passwordPost(w http.ResponseWriter, r *http.Request, action, title string, needAttempt bool) (*store.Account, flow, bool) {
+	if !p.parse(w, r) {
+		return nil, flow{}, false
+	}
+	email := store.NormalizeEmail(r.PostFormValue("email"))
+	refill := func(pg Page) Page { pg.Title, pg.Email = title, email; return pg }
+	if !p.post(w, r, action, refill) {
+		return nil, flow{}, false
+	}
+	f := readFlow(r)
+	password := r.PostFormValue("password")
+	fail := func() {
+		pg := refill(p.form(w, r, ViewSignIn, action, f))
+		pg.Status, pg.Error = http.StatusUnauthorized, msgSignInFailed
+		p.page(w, r, pg)
+	}
+	if needAttempt && f.state == "" {
+		p.notice(w, r, http.StatusBadRequest, "Sign in", msgNoAttempt, p.links(f))
+		return nil, f, false
+	}
+	if email == "" || password == "" || len(password) > 4*p.policy.max {
+		fail()
+		return nil, f, false
+	}
+	acct, ok := p.checkPassword(w, r, email, password, f, fail)
+	return acct, f, ok
+}
+
+// confirmFirst answers a right password of an unconfirmed account: it
+// sends a new confirmation link and asks to confirm, then to retry ("sign
+// in again", "try again").
+func (p *Provider) confirmFirst(w http.ResponseWriter, r *http.Request, acct *store.Account, f flow, retry string) {
+	p.sendVerify(r.Context(), acct, f)
+	p.notice(w, r, http.StatusForbidden, "Confirm your email address",
+		"Please confirm your email address first: we have sent a new link to "+acct.Email+". Open it, then "+retry+".", p.links(f))
 }
 
 // checkPassword checks email and password (per-address limit, lockout,
@@ -483,8 +500,41 @@ func (p *Provider) badLink(w http.ResponseWriter, r *http.Request, err error, f 
 	p.notice(w, r, http.StatusBadRequest, "Link not valid", msgBadLink, p.links(f))
 }
 
-func (p *Provider) claimOnce(ctx context.Context, purpose string, c *claims) (bool, error) {
-	return p.once.Claim(ctx, p.onceKey(purpose, c.Nonce), time.Unix(c.Expires, 0).Add(time.Minute))
+// useOnce uses up the single-use token c (of purpose). It answers (503
+// when the shared state cannot tell; refuse with an error naming twice
+// when the token was used before) and returns false when it cannot.
+func (p *Provider) useOnce(w http.ResponseWriter, r *http.Request, purpose string, c *claims, f flow, twice string, refuse func(error)) bool {
+	first, err := p.once.Claim(r.Context(), p.onceKey(purpose, c.Nonce), time.Unix(c.Expires, 0).Add(time.Minute))
+	if err != nil {
+		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
+		return false
+	}
+	if !first {
+		refuse(errors.New(twice))
+		return false
+	}
+	return true
+}
+
+// linkPost reads the form posted from an emailed link's page (action,
+// whose form shows title): CSRF, the per-IP limit, then the link's token
+// of purpose. It answers and returns ok false when the post must not go
+// on; refill completes the link's form when it is shown again.
+func (p *Provider) linkPost(w http.ResponseWriter, r *http.Request, action, purpose, title string) (c *claims, acct *store.Account, refill func(Page) Page, ok bool) {
+	if !p.parse(w, r) {
+		return nil, nil, nil, false
+	}
+	tok := r.PostFormValue("token")
+	refill = func(pg Page) Page { pg.Title, pg.Token = title, tok; return pg }
+	if !p.post(w, r, action, refill) {
+		return nil, nil, nil, false
+	}
+	c, acct, err := p.linkAccount(r.Context(), tok, purpose)
+	if err != nil {
+		p.badLink(w, r, err, flow{})
+		return nil, nil, nil, false
+	}
+	return c, acct, refill, true
 }
 
 func (p *Provider) serveVerify(w http.ResponseWriter, r *http.Request) {
@@ -508,17 +558,8 @@ func (p *Provider) serveVerify(w http.ResponseWriter, r *http.Request) {
 		p.page(w, r, pg)
 		return
 	}
-	if !p.parse(w, r) {
-		return
-	}
-	tok := r.PostFormValue("token")
-	refill := func(pg Page) Page { pg.Title, pg.Token = "Confirm your email address", tok; return pg }
-	if !p.post(w, r, "verify", refill) {
-		return
-	}
-	c, acct, err := p.linkAccount(ctx, tok, purposeVerify)
-	if err != nil {
-		p.badLink(w, r, err, flow{})
+	c, acct, refill, ok := p.linkPost(w, r, "verify", purposeVerify, "Confirm your email address")
+	if !ok {
 		return
 	}
 	f := flow{aud: c.Audience, rd: c.ReturnURL}
@@ -544,13 +585,7 @@ func (p *Provider) serveVerify(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.checkAccountPassword(r, acct, password, fail); !ok {
 		return
 	}
-	first, err := p.claimOnce(ctx, purposeVerify, c)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
-		return
-	}
-	if !first {
-		p.badLink(w, r, errors.New("confirmation link used twice"), f)
+	if !p.useOnce(w, r, purposeVerify, c, f, "confirmation link used twice", func(err error) { p.badLink(w, r, err, f) }) {
 		return
 	}
 	if err := p.accounts.MarkVerified(ctx, acct.ID); err != nil {
@@ -617,17 +652,8 @@ func (p *Provider) serveResetConfirm(w http.ResponseWriter, r *http.Request) {
 		p.page(w, r, pg)
 		return
 	}
-	if !p.parse(w, r) {
-		return
-	}
-	tok := r.PostFormValue("token")
-	refill := func(pg Page) Page { pg.Title, pg.Token = "Choose a new password", tok; return pg }
-	if !p.post(w, r, "reset/confirm", refill) {
-		return
-	}
-	c, acct, err := p.linkAccount(ctx, tok, purposeReset)
-	if err != nil {
-		p.badLink(w, r, err, flow{})
+	c, acct, refill, ok := p.linkPost(w, r, "reset/confirm", purposeReset, "Choose a new password")
+	if !ok {
 		return
 	}
 	f := flow{aud: c.Audience, rd: c.ReturnURL}
@@ -643,13 +669,7 @@ func (p *Provider) serveResetConfirm(w http.ResponseWriter, r *http.Request) {
 		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
 		return
 	}
-	first, err := p.claimOnce(ctx, purposeReset, c)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
-		return
-	}
-	if !first {
-		p.badLink(w, r, errors.New("reset link used twice"), f)
+	if !p.useOnce(w, r, purposeReset, c, f, "reset link used twice", func(err error) { p.badLink(w, r, err, f) }) {
 		return
 	}
 	if err := p.accounts.SetPassword(ctx, acct.ID, h); err != nil {

@@ -126,33 +126,15 @@ func (p *Provider) serveMFA(w http.ResponseWriter, r *http.Request) {
 	if !p.post(w, r, "mfa", refill) {
 		return
 	}
-	f := readFlow(r)
 	ctx := r.Context()
-	again := func(err error) {
-		p.log.Info("local provider: second-factor step refused", zap.String("provider", p.name), zap.Error(err))
-		p.notice(w, r, http.StatusBadRequest, "Sign in", msgSignInAgain, p.links(f))
-	}
-	c, err := p.tokens.check(tok, purposeMFA)
+	c, f, acct, err := p.openStep(r, tok, purposeMFA, "second-factor")
+	again := p.refuseStep(w, r, f, "local provider: second-factor step refused")
 	if err != nil {
 		again(err)
 		return
 	}
-	if !hmac.Equal([]byte(c.State), []byte(f.state)) {
-		again(errors.New("second-factor token belongs to another attempt"))
-		return
-	}
-	f = flow{state: c.State, aud: c.Audience, rd: c.ReturnURL, stepUp: c.StepUp, claims: c.Fields}
-	acct, err := p.stepAccount(r, c)
-	if err != nil {
-		again(err)
-		return
-	}
-	if !p.limit(w, r, "mfa:"+acct.ID, p.perAccount, f) {
-		return
-	}
-	m, err := p.accounts.AccountMFA(ctx, acct.ID)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
+	m, ok := p.secondFactorAttempt(w, r, acct, f)
+	if !ok {
 		return
 	}
 	method, err := p.checkSecondFactor(ctx, acct.ID, m.TOTPSecret, r.PostFormValue("code"))
@@ -169,16 +151,60 @@ func (p *Provider) serveMFA(w http.ResponseWriter, r *http.Request) {
 		p.page(w, r, pg)
 		return
 	}
-	first, err := p.claimOnce(ctx, purposeMFA, c)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
-		return
-	}
-	if !first {
-		again(errors.New("second-factor token used twice"))
+	if !p.useOnce(w, r, purposeMFA, c, f, "second-factor token used twice", again) {
 		return
 	}
 	p.goodCode(r, acct)
+	p.afterSecondFactor(w, r, c, acct, f, []string{AMRPassword, method})
+}
+
+// openStep opens the token of a sign-in step after the password (purpose;
+// what names the step in errors): the token must be valid, belong to the
+// attempt of the posted form, and name an account that can still sign
+// in. The flow returned is the token's once it belongs to the attempt,
+// else the posted form's.
+func (p *Provider) openStep(r *http.Request, tok, purpose, what string) (*claims, flow, *store.Account, error) {
+	f := readFlow(r)
+	c, err := p.tokens.check(tok, purpose)
+	if err != nil {
+		return nil, f, nil, err
+	}
+	if !hmac.Equal([]byte(c.State), []byte(f.state)) {
+		return nil, f, nil, errors.New(what + " token belongs to another attempt")
+	}
+	f = flow{state: c.State, aud: c.Audience, rd: c.ReturnURL, stepUp: c.StepUp, claims: c.Fields}
+	acct, err := p.stepAccount(r, c)
+	return c, f, acct, err
+}
+
+// refuseStep returns the answer to a refused sign-in step after the
+// password: it logs msg with the reason and asks to sign in again.
+func (p *Provider) refuseStep(w http.ResponseWriter, r *http.Request, f flow, msg string) func(error) {
+	return func(err error) {
+		p.log.Info(msg, zap.String("provider", p.name), zap.Error(err))
+		p.notice(w, r, http.StatusBadRequest, "Sign in", msgSignInAgain, p.links(f))
+	}
+}
+
+// secondFactorAttempt counts a second-factor attempt against the
+// account's limit and reads the account's second factors. It answers and
+// returns false when the attempt must not go on.
+func (p *Provider) secondFactorAttempt(w http.ResponseWriter, r *http.Request, acct *store.Account, f flow) (*store.MFA, bool) {
+	if !p.limit(w, r, "mfa:"+acct.ID, p.perAccount, f) {
+		return nil, false
+	}
+	m, err := p.accounts.AccountMFA(r.Context(), acct.ID)
+	if err != nil {
+		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
+		return nil, false
+	}
+	return m, true
+}
+
+// afterSecondFactor continues an accepted second factor (its token c is
+// used up): it opens the security page when the step came from there,
+// else it ends the sign-in with amr.
+func (p *Provider) afterSecondFactor(w http.ResponseWriter, r *http.Request, c *claims, acct *store.Account, f flow, amr []string) {
 	if c.Next == "manage" {
 		p.showSecurity(w, r, acct, f, http.StatusOK, "", "")
 		return
@@ -187,7 +213,7 @@ func (p *Provider) serveMFA(w http.ResponseWriter, r *http.Request) {
 		p.notice(w, r, http.StatusBadRequest, "Sign in", msgNoAttempt, p.links(f))
 		return
 	}
-	p.issueProof(w, r, acct, f, []string{AMRPassword, method})
+	p.issueProof(w, r, acct, f, amr)
 }
 
 // ---- security page ----
@@ -205,33 +231,12 @@ func (p *Provider) serveSecurity(w http.ResponseWriter, r *http.Request) {
 		p.page(w, r, pg)
 		return
 	}
-	if !p.parse(w, r) {
-		return
-	}
-	email := store.NormalizeEmail(r.PostFormValue("email"))
-	refill := func(pg Page) Page { pg.Title, pg.Email = "Two-step verification", email; return pg }
-	if !p.post(w, r, "security", refill) {
-		return
-	}
-	f := readFlow(r)
-	password := r.PostFormValue("password")
-	fail := func() {
-		pg := refill(p.form(w, r, ViewSignIn, "security", f))
-		pg.Status, pg.Error = http.StatusUnauthorized, msgSignInFailed
-		p.page(w, r, pg)
-	}
-	if email == "" || password == "" || len(password) > 4*p.policy.max {
-		fail()
-		return
-	}
-	acct, ok := p.checkPassword(w, r, email, password, f, fail)
+	acct, f, ok := p.passwordPost(w, r, "security", "Two-step verification", false)
 	if !ok {
 		return
 	}
 	if !acct.EmailVerified {
-		p.sendVerify(r.Context(), acct, f)
-		p.notice(w, r, http.StatusForbidden, "Confirm your email address",
-			"Please confirm your email address first: we have sent a new link to "+acct.Email+". Open it, then try again.", p.links(f))
+		p.confirmFirst(w, r, acct, f, "try again")
 		return
 	}
 	p.afterPassword(w, r, acct, f, "manage")

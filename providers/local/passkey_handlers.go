@@ -1,7 +1,6 @@
 package local
 
 import (
-	"crypto/hmac"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -193,34 +192,15 @@ func (p *Provider) serveMFAPasskey(w http.ResponseWriter, r *http.Request) {
 	if !p.post(w, r, "mfa/passkey", refill) {
 		return
 	}
-	f := readFlow(r)
-	ctx := r.Context()
-	again := func(err error) {
-		p.log.Info("local provider: passkey step refused", zap.String("provider", p.name), zap.Error(err))
-		p.notice(w, r, http.StatusBadRequest, "Sign in", msgSignInAgain, p.links(f))
-	}
 	tok := r.PostFormValue("token")
-	c, err := p.tokens.check(tok, purposeMFA)
+	c, f, acct, err := p.openStep(r, tok, purposeMFA, "second-factor")
+	again := p.refuseStep(w, r, f, "local provider: passkey step refused")
 	if err != nil {
 		again(err)
 		return
 	}
-	if !hmac.Equal([]byte(c.State), []byte(f.state)) {
-		again(errors.New("second-factor token belongs to another attempt"))
-		return
-	}
-	f = flow{state: c.State, aud: c.Audience, rd: c.ReturnURL, stepUp: c.StepUp, claims: c.Fields}
-	acct, err := p.stepAccount(r, c)
-	if err != nil {
-		again(err)
-		return
-	}
-	if !p.limit(w, r, "mfa:"+acct.ID, p.perAccount, f) {
-		return
-	}
-	m, err := p.accounts.AccountMFA(ctx, acct.ID)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
+	m, ok := p.secondFactorAttempt(w, r, acct, f)
+	if !ok {
 		return
 	}
 	// retry shows the step again (the token is not used up) with a new
@@ -250,27 +230,13 @@ func (p *Provider) serveMFAPasskey(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusUnauthorized, msgPasskeyFailed)
 		return
 	}
-	first, err := p.claimOnce(ctx, purposeMFA, c)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
-		return
-	}
-	if !first {
-		again(errors.New("second-factor token used twice"))
+	if !p.useOnce(w, r, purposeMFA, c, f, "second-factor token used twice", again) {
 		return
 	}
 	p.goodCode(r, acct)
 	p.log.Info("local provider: passkey accepted", zap.String("provider", p.name), zap.String("account", acct.ID),
 		zap.String("credential", base64.RawURLEncoding.EncodeToString(cred.ID)))
-	if c.Next == "manage" {
-		p.showSecurity(w, r, acct, f, http.StatusOK, "", "")
-		return
-	}
-	if f.state == "" {
-		p.notice(w, r, http.StatusBadRequest, "Sign in", msgNoAttempt, p.links(f))
-		return
-	}
-	p.issueProof(w, r, acct, f, passkeyAMR())
+	p.afterSecondFactor(w, r, c, acct, f, passkeyAMR())
 }
 
 // checkAssertion verifies the posted assertion ("credential") against the

@@ -11,8 +11,6 @@ package local
 // (forward.claims).
 
 import (
-	"crypto/hmac"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -305,23 +303,9 @@ func (p *Provider) serveProfile(w http.ResponseWriter, r *http.Request) {
 	if !p.post(w, r, "profile", expired) {
 		return
 	}
-	f := readFlow(r)
-	again := func(err error) {
-		p.log.Info("local provider: profile step refused", zap.String("provider", p.name), zap.Error(err))
-		p.notice(w, r, http.StatusBadRequest, "Sign in", msgSignInAgain, p.links(f))
-	}
 	tok := r.PostFormValue("token")
-	c, err := p.tokens.check(tok, purposeProfile)
-	if err != nil {
-		again(err)
-		return
-	}
-	if !hmac.Equal([]byte(c.State), []byte(f.state)) {
-		again(errors.New("profile token belongs to another attempt"))
-		return
-	}
-	f = flow{state: c.State, aud: c.Audience, rd: c.ReturnURL, stepUp: c.StepUp, claims: c.Fields}
-	acct, err := p.stepAccount(r, c)
+	c, f, acct, err := p.openStep(r, tok, purposeProfile, "profile")
+	again := p.refuseStep(w, r, f, "local provider: profile step refused")
 	if err != nil {
 		again(err)
 		return
@@ -348,13 +332,7 @@ func (p *Provider) serveProfile(w http.ResponseWriter, r *http.Request) {
 		p.showProfile(w, r, f, tok, missing, values, errs, http.StatusBadRequest)
 		return
 	}
-	first, err := p.claimOnce(r.Context(), purposeProfile, c)
-	if err != nil {
-		p.notice(w, r, http.StatusServiceUnavailable, "Unavailable", msgUnavailable, p.links(f))
-		return
-	}
-	if !first {
-		again(errors.New("profile token used twice"))
+	if !p.useOnce(w, r, purposeProfile, c, f, "profile token used twice", again) {
 		return
 	}
 	if len(missing) > 0 {
