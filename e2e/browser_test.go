@@ -58,6 +58,21 @@ func artifactDir(t *testing.T) string {
 // echo app and the gateway, reached as http://localhost:PORT.
 func startQuickstart(t *testing.T) string {
 	t.Helper()
+	return startEchoGateway(t, "quickstart.yaml", func(public, upstream string) string {
+		return strings.NewReplacer(
+			`"http://localhost:8080"`, `"`+public+`"`,
+			"http://127.0.0.1:9001", upstream,
+			`admin_listen: "127.0.0.1:9090"`, `admin_listen: ""`,
+		).Replace(string(quickstart.Policy))
+	})
+}
+
+// startEchoGateway serves, on free loopback ports, the echo app and a
+// gateway built from the policy that policyFor writes for the gateway's
+// public URL (http://localhost:PORT) and the echo app's URL. It returns
+// the public URL.
+func startEchoGateway(t *testing.T, name string, policyFor func(public, upstream string) string) string {
+	t.Helper()
 	upLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,12 +82,7 @@ func startQuickstart(t *testing.T) string {
 		t.Fatal(err)
 	}
 	public := fmt.Sprintf("http://localhost:%d", gwLn.Addr().(*net.TCPAddr).Port)
-	policy := strings.NewReplacer(
-		`"http://localhost:8080"`, `"`+public+`"`,
-		"http://127.0.0.1:9001", "http://"+upLn.Addr().String(),
-		`admin_listen: "127.0.0.1:9090"`, `admin_listen: ""`,
-	).Replace(string(quickstart.Policy))
-	l, err := app.LoadBytes("quickstart.yaml", []byte(policy), nil)
+	l, err := app.LoadBytes(name, []byte(policyFor(public, "http://"+upLn.Addr().String())), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,14 +59,14 @@ func startDemo(t *testing.T) *quickstart.Demo {
 	return d
 }
 
-// waitOutbox polls the outbox page (mail is sent in the background) for a
-// link of a message to `to` containing want.
-func waitOutbox(ctx context.Context, d *quickstart.Demo, to, want string) (string, error) {
+// outboxLink polls the outbox page at outbox (mail is sent in the
+// background) for a link of a message to `to` containing want.
+func outboxLink(ctx context.Context, outbox, to, want string) (string, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var links []string
 		err := chromedp.Run(ctx,
-			chromedp.Navigate(d.OutboxURL()),
+			chromedp.Navigate(outbox),
 			chromedp.WaitVisible(`h1`, chromedp.ByQuery),
 			chromedp.Evaluate(fmt.Sprintf(`[...document.querySelectorAll('article')]
 				.filter(a => a.querySelector('.meta').textContent.includes(%q))
@@ -127,7 +127,7 @@ func TestDemoCustomer(t *testing.T) {
 	}
 
 	// The confirmation mail, on the outbox page.
-	verify, err := waitOutbox(ctx, d, email, "/verify?token=")
+	verify, err := outboxLink(ctx, d.OutboxURL(), email, "/verify?token=")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestDemoCustomer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reset request: %v", err)
 	}
-	reset, err := waitOutbox(ctx, d, email, "/reset/confirm?token=")
+	reset, err := outboxLink(ctx, d.OutboxURL(), email, "/reset/confirm?token=")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,10 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
-	"go.uber.org/zap"
 
-	"github.com/gatehouse-dev/gatehouse/examples/quickstart"
-	"github.com/gatehouse-dev/gatehouse/internal/app"
 	"github.com/gatehouse-dev/gatehouse/proxy"
 )
 
@@ -56,63 +51,10 @@ routes:
 // passkeys need a host name, not an IP address.
 func startPasskeyGateway(t *testing.T) string {
 	t.Helper()
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	public := fmt.Sprintf("http://localhost:%d", gwLn.Addr().(*net.TCPAddr).Port)
-	policy := strings.NewReplacer("PUBLIC", public, "DIR", filepath.ToSlash(t.TempDir()), "UPSTREAM", "http://"+upLn.Addr().String()).Replace(passkeyPolicy)
-	l, err := app.LoadBytes("passkeys.yaml", []byte(policy), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, _, err := app.Build(l, zap.NewNop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := proxy.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	echo := &quickstart.Echo{JWKSURL: "http://" + gwLn.Addr().String() + "/.gatehouse/jwks.json", Issuer: public}
-	up := &http.Server{Handler: echo}
-	srv := &http.Server{Handler: gw}
-	go up.Serve(upLn)
-	go srv.Serve(gwLn)
-	t.Cleanup(func() { srv.Close(); up.Close() })
-	return public
-}
-
-// outboxLink polls the outbox page for a link containing want in a
-// message to `to`.
-func outboxLink(ctx context.Context, outbox, to, want string) (string, error) {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var links []string
-		err := chromedp.Run(ctx,
-			chromedp.Navigate(outbox),
-			chromedp.WaitVisible(`h1`, chromedp.ByQuery),
-			chromedp.Evaluate(fmt.Sprintf(`[...document.querySelectorAll('article')]
-				.filter(a => a.querySelector('.meta').textContent.includes(%q))
-				.flatMap(a => [...a.querySelectorAll('a')].map(l => l.href))`, to), &links),
-		)
-		if err != nil {
-			return "", err
-		}
-		for _, l := range links {
-			if strings.Contains(l, want) {
-				return l, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no link with %q for %s in the outbox (links %q)", want, to, links)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	dir := filepath.ToSlash(t.TempDir())
+	return startEchoGateway(t, "passkeys.yaml", func(public, upstream string) string {
+		return strings.NewReplacer("PUBLIC", public, "DIR", dir, "UPSTREAM", upstream).Replace(passkeyPolicy)
+	})
 }
 
 // TestPasskeyBrowser: a customer creates an account, confirms it through

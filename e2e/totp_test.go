@@ -51,7 +51,7 @@ func TestBrowserTOTP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign-up: %v", err)
 	}
-	verify, err := waitOutbox(ctx, d, email, "/verify?token=")
+	verify, err := outboxLink(ctx, d.OutboxURL(), email, "/verify?token=")
 	if err != nil {
 		t.Fatal(err)
 	}
