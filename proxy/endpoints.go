@@ -609,16 +609,10 @@ func (g *Gateway) logout(s *snapshot, w *statusWriter, r *http.Request, rec *acc
 			if !contains(auds, a) {
 				continue
 			}
-			p, _, err := store.Load(r, identity.Audience(a))
-			if err == nil {
-				// A session already revoked (the account was deleted, the
-				// IdP ended it) only loses its cookie: writing a sign-out
-				// event would bring back the key of an erased person.
-				if revoked, rerr := s.isRevoked(r.Context(), p); revoked || rerr != nil {
-					err = session.ErrNoSession
-				}
-			}
-			if err == nil {
+			// A session already revoked (the account was deleted, the IdP
+			// ended it) only loses its cookie: writing a sign-out event
+			// would bring back the key of an erased person.
+			if p := s.liveSession(r, identity.Audience(a)); p != nil {
 				if err := g.revoke(r.Context(), s, "sid:"+p.ID); err != nil {
 					g.log.Error("cannot revoke the session in the shared state; the cookie is cleared but a copy stays valid until it expires", zap.String("request_id", rec.rid), zap.Error(err))
 				}
@@ -825,11 +819,8 @@ func (g *Gateway) whoami(s *snapshot, w http.ResponseWriter, r *http.Request) {
 		Sessions []whoamiSession `json:"sessions"`
 	}{Sessions: []whoamiSession{}}
 	for _, a := range []identity.Audience{identity.Workforce, identity.Customer} {
-		p, _, err := s.opts.Store.Load(r, a)
-		if err != nil {
-			continue
-		}
-		if revoked, err := s.isRevoked(r.Context(), p); revoked || err != nil {
+		p := s.liveSession(r, a)
+		if p == nil {
 			continue
 		}
 		id := &p.Identity

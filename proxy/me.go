@@ -77,11 +77,8 @@ func (g *Gateway) serveMe(s *snapshot, w *statusWriter, r *http.Request, rec *ac
 
 // customerSession returns the browser's valid customer session, or nil.
 func (g *Gateway) customerSession(s *snapshot, w http.ResponseWriter, r *http.Request, rec *accessRecord) *session.Payload {
-	p, _, err := s.opts.Store.Load(r, identity.Customer)
-	if err != nil {
-		return nil
-	}
-	if revoked, err := s.isRevoked(r.Context(), p); revoked || err != nil {
+	p := s.liveSession(r, identity.Customer)
+	if p == nil {
 		return nil
 	}
 	if p.Tokens == nil {

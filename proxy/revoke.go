@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/identity"
 	"github.com/gatehouse-dev/gatehouse/privacy"
 	"github.com/gatehouse-dev/gatehouse/providers"
 	"github.com/gatehouse-dev/gatehouse/session"
@@ -111,6 +112,21 @@ func (c *clearCache) forget() {
 	c.mu.Lock()
 	c.m = map[string]time.Time{}
 	c.mu.Unlock()
+}
+
+// liveSession returns the request's session of audience aud when it loads
+// and is not revoked; nil otherwise (no session, expired, invalid, revoked,
+// or the shared state could not say). For the gateway's own endpoints;
+// the request path uses authenticate, which also answers each case.
+func (s *snapshot) liveSession(r *http.Request, aud identity.Audience) *session.Payload {
+	p, _, err := s.opts.Store.Load(r, aud)
+	if err != nil {
+		return nil
+	}
+	if revoked, err := s.isRevoked(r.Context(), p); revoked || err != nil {
+		return nil
+	}
+	return p
 }
 
 // revoke records revocations of keys now.
